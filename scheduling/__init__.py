@@ -1,0 +1,1 @@
+"""Calendar maths and the job runner. Knows nothing of telmi: it works on times and callbacks."""

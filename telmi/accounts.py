@@ -1,0 +1,375 @@
+"""Users, passwords, browser sessions, login throttling and personal API tokens.
+
+Secrets given to a client (session cookie, API token) are stored only as their SHA-256, so a
+copy of the database opens no session. Passwords are argon2id, hashed off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from telmi import audit
+from telmi.errors import Conflict, NotFound, Throttled, ValidationError
+from telmi.models import ApiToken, Facility, LoginAttempt, Role, Specialty, User, WebSession
+
+MIN_PASSWORD_LENGTH = 12
+TOKEN_PREFIX = "telmi_"
+SESSION_TOUCH_EVERY = timedelta(seconds=60)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended costs
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, _hasher.hash, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.get_running_loop().run_in_executor(None, verify)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def check_rpps(rpps: str) -> str:
+    """RPPS numbers are 11 digits whose last one is a Luhn check digit."""
+    if not (len(rpps) == 11 and rpps.isdigit() and luhn_valid(rpps)):
+        raise ValidationError("Numéro RPPS invalide (11 chiffres, clé de Luhn).", field="rpps")
+    return rpps
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"Le mot de passe doit compter au moins {MIN_PASSWORD_LENGTH} caractères.",
+            field="password",
+        )
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    full_name: str,
+    role: Role | str,
+    password: str,
+    facility_finess: str | None = None,
+    specialty_code: str | None = None,
+    rpps: str | None = None,
+) -> User:
+    email = normalise_email(email)
+    if not _EMAIL.match(email):
+        raise ValidationError("Adresse e-mail invalide.", field="email")
+    try:
+        role = Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationError(f"Rôle inconnu (attendu : {allowed}).", field="role") from None
+    check_password(password)
+    facility = specialty = None
+    if role is Role.STAFF:
+        if not facility_finess:
+            raise ValidationError("Un compte établissement exige un FINESS.", field="facility")
+        facility = await session.scalar(select(Facility).where(Facility.finess == facility_finess))
+        if facility is None:
+            raise ValidationError(
+                f"Établissement FINESS {facility_finess} inconnu.", field="facility"
+            )
+    if role is Role.SPECIALIST:
+        if not specialty_code:
+            raise ValidationError("Un compte spécialiste exige une spécialité.", field="specialty")
+        specialty = await session.scalar(select(Specialty).where(Specialty.code == specialty_code))
+        if specialty is None:
+            raise ValidationError(f"Spécialité {specialty_code} inconnue.", field="specialty")
+    if rpps is not None:
+        check_rpps(rpps)
+    if await session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"Un compte existe déjà pour {email}.", code="email_taken")
+    user = User(
+        email=email,
+        full_name=full_name.strip() or email,
+        role=role,
+        facility=facility,
+        specialty=specialty,
+        rpps=rpps,
+        password_hash=await hash_password(password),
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict("Ce compte (e-mail ou RPPS) existe déjà.", code="user_exists") from None
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("Utilisateur introuvable.")
+    return user
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User:
+    user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise NotFound(f"Aucun compte pour {normalise_email(email)}.")
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    query = (
+        select(User)
+        .options(selectinload(User.facility), selectinload(User.specialty))
+        .order_by(User.role, User.email)
+    )
+    return list(await session.scalars(query))
+
+
+async def disable_user(session: AsyncSession, user: User, *, now: datetime) -> None:
+    """Disabling closes every door at once: sessions and tokens are revoked with the account."""
+    user.is_active = False
+    user.disabled_at = now
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user.id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await audit.record(session, "user.disabled", actor=None, target_type="user", target_id=user.id)
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    window: timedelta
+    max_failures_account: int
+    max_failures_address: int
+
+
+async def _recent_failures(
+    session: AsyncSession, column: object, value: str, since: datetime
+) -> tuple[int, datetime | None]:
+    row = (
+        await session.execute(
+            select(func.count(), func.min(LoginAttempt.at)).where(
+                column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
+            )
+        )
+    ).one()
+    return row[0], row[1]
+
+
+async def authenticate(
+    session: AsyncSession,
+    email: str,
+    password: str,
+    *,
+    address: str,
+    now: datetime,
+    policy: LoginPolicy,
+) -> User | None:
+    """The active user these credentials name, or None; every attempt is recorded.
+
+    Raises Throttled before checking anything once an account or an address has failed too
+    often in the window, so guessing stays slow whichever of the two the attacker varies.
+    """
+    email = normalise_email(email)[:254]
+    since = now - policy.window
+    for column, value, limit in (
+        (LoginAttempt.email, email, policy.max_failures_account),
+        (LoginAttempt.address, address, policy.max_failures_address),
+    ):
+        count, oldest = await _recent_failures(session, column, value, since)
+        if count >= limit:
+            retry = int(((oldest or now) + policy.window - now).total_seconds()) + 1
+            raise Throttled(retry_after=max(retry, 1))
+    user = await session.scalar(select(User).where(User.email == email))
+    # Hash even for unknown accounts so response time does not reveal which e-mails exist.
+    ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = ok and user is not None and user.is_active
+    session.add(LoginAttempt(email=email, address=address, at=now, succeeded=ok))
+    if not ok:
+        return None
+    assert user is not None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+    return user
+
+
+# --- browser sessions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta
+    absolute: timedelta
+
+
+async def open_session(
+    session: AsyncSession,
+    user: User,
+    *,
+    now: datetime,
+    policy: SessionPolicy,
+    address: str = "",
+    user_agent: str = "",
+) -> str:
+    """A fresh session id at every login (no fixation); returns the cookie value."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            id=sha256(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + policy.absolute,
+            address=address[:64],
+            user_agent=user_agent[:300],
+        )
+    )
+    await audit.record(session, "login", actor=user, address=address)
+    return token
+
+
+async def resolve_session(
+    session: AsyncSession, token: str, *, now: datetime, policy: SessionPolicy
+) -> tuple[WebSession, User] | None:
+    row = (
+        await session.execute(
+            select(WebSession, User)
+            .join(User, User.id == WebSession.user_id)
+            .where(WebSession.id == sha256(token))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    web_session, user = row
+    if (
+        web_session.revoked_at is not None
+        or web_session.expires_at <= now
+        or web_session.last_seen_at + policy.idle <= now
+        or not user.is_active
+    ):
+        return None
+    return web_session, user
+
+
+def session_needs_touch(web_session: WebSession, now: datetime) -> bool:
+    return now - web_session.last_seen_at >= SESSION_TOUCH_EVERY
+
+
+async def touch_session(session: AsyncSession, session_id: str, now: datetime) -> None:
+    await session.execute(
+        update(WebSession).where(WebSession.id == session_id).values(last_seen_at=now)
+    )
+
+
+async def revoke_session(session: AsyncSession, session_id: str, *, now: datetime) -> None:
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.id == session_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+async def create_token(
+    session: AsyncSession, user: User, *, name: str = "", now: datetime
+) -> tuple[ApiToken, str]:
+    """A new personal token; the clear value is returned once and never stored."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        token_hash=sha256(raw),
+        prefix=raw[: len(TOKEN_PREFIX) + 6],
+        created_at=now,
+    )
+    session.add(token)
+    await session.flush()
+    await audit.record(
+        session, "token.created", actor=user, target_type="api_token", target_id=token.id
+    )
+    return token, raw
+
+
+async def resolve_token(session: AsyncSession, raw: str, *, now: datetime) -> User | None:
+    row = (
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == sha256(raw))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    token, user = row
+    if (
+        token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= now)
+        or not user.is_active
+    ):
+        return None
+    return user
+
+
+async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return list(await session.scalars(query))
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: int, *, actor: User | None, now: datetime
+) -> ApiToken:
+    """Revoke a token; a user may revoke only their own (actor None: the operator's CLI)."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or (actor is not None and token.user_id != actor.id):
+        raise NotFound(f"Jeton {token_id} introuvable.")
+    if token.revoked_at is None:
+        token.revoked_at = now
+        await audit.record(
+            session, "token.revoked", actor=actor, target_type="api_token", target_id=token.id
+        )
+    return token

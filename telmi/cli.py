@@ -1,0 +1,242 @@
+"""The `telmi` command: serve, migrate, seed, manage users and API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from scheduling.clock import SystemClock
+from telmi import accounts, demo, migrate
+from telmi.db import Database
+from telmi.errors import TelmiError
+from telmi.settings import SETTINGS, Settings, SettingsError
+
+
+class CliError(Exception):
+    """A message for the operator, printed on one line; exit status 1."""
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if not args.password_stdin:
+        raise CliError("give the password on standard input with --password-stdin")
+    if sys.stdin.isatty():
+        first = getpass.getpass("Mot de passe : ")
+        if getpass.getpass("Confirmer : ") != first:
+            raise CliError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from telmi.app import create_app
+    from telmi.web.access_log import PathOnlyAccessLogger
+
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"Telmi sert sur http://{host}:{port} (base : {settings.database_url.split('@')[-1]})")
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log_class=PathOnlyAccessLogger,
+        print=None,
+    )
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action == "upgrade":
+        _run(settings, lambda db: migrate.upgrade(db, args.revision or "head"))
+        print(f"database at revision {args.revision or migrate.head_revision()}")
+    elif args.action == "downgrade":
+        if not args.revision:
+            raise CliError("downgrade needs a revision (use 'base' to drop everything)")
+        _run(settings, lambda db: migrate.downgrade(db, args.revision))
+        print(f"database at revision {args.revision}")
+    else:
+        current = _run(settings, migrate.current_revision)
+        print(f"current: {current}  head: {migrate.head_revision()}")
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.env == "production":
+        raise CliError("refusing to load demo accounts with TELMI_ENV=production")
+
+    async def work(db: Database) -> dict[str, int]:
+        async with db.write() as session:
+            return await demo.load(session, progress=lambda line: print(line, flush=True))
+
+    created = _run(settings, work)
+    if created["facilities"] == 0 and created["users"] == 0:
+        print("Données de démonstration déjà présentes : rien à ajouter.")
+    else:
+        print(f"Créés : {created['facilities']} établissements, {created['users']} comptes.")
+    print_demo_logins()
+
+
+def print_demo_logins() -> None:
+    print(f"\nComptes de démonstration (mot de passe : {demo.DEMO_PASSWORD})")
+    for login in demo.LOGINS:
+        print(f"  {login.role.value:<11} {login.email:<26} {login.description}")
+
+
+def cmd_user(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action == "add":
+        password = _read_password(args)
+
+        async def add(db: Database) -> int:
+            async with db.write() as session:
+                user = await accounts.create_user(
+                    session,
+                    email=args.email,
+                    full_name=args.name or args.email,
+                    role=args.role,
+                    password=password,
+                    facility_finess=args.facility,
+                    specialty_code=args.specialty,
+                    rpps=args.rpps,
+                )
+                return user.id
+
+        print(f"user {args.email} created (id {_run(settings, add)})")
+    elif args.action == "disable":
+
+        async def disable(db: Database) -> None:
+            async with db.write() as session:
+                user = await accounts.user_by_email(session, args.email)
+                await accounts.disable_user(session, user, now=_now())
+
+        _run(settings, disable)
+        print(f"user {args.email} disabled; sessions and tokens revoked")
+
+
+def _now() -> datetime:
+    return SystemClock().now()
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action == "create":
+
+        async def create(db: Database) -> str:
+            async with db.write() as session:
+                user = await accounts.user_by_email(session, args.email)
+                _, raw = await accounts.create_token(session, user, name=args.name, now=_now())
+                return raw
+
+        print(_run(settings, create))
+    elif args.action == "list":
+
+        async def listing(db: Database) -> list[Any]:
+            async with db.read() as session:
+                return await accounts.list_tokens(
+                    session, await accounts.user_by_email(session, args.email)
+                )
+
+        for token in _run(settings, listing):
+            state = "revoked" if token.revoked_at else "active"
+            print(f"{token.id:>5}  {token.prefix}…  {state:<8} {token.name}")
+    elif args.action == "revoke":
+
+        async def revoke(db: Database) -> None:
+            async with db.write() as session:
+                await accounts.revoke_token(session, args.id, actor=None, now=_now())
+
+        _run(settings, revoke)
+        print(f"token {args.id} revoked")
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> None:
+    for setting in SETTINGS:
+        print(f"{setting.env:<36} default {setting.default!r}\n    {setting.help}")
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telmi", description="Telmi, plateforme de télémédecine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the web application")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?")
+    db.set_defaults(func=cmd_db)
+
+    sub.add_parser("demo", help="load demo data (idempotent)").set_defaults(func=cmd_demo)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser("add", help="create an account")
+    add.add_argument("email")
+    add.add_argument("--role", required=True, choices=["staff", "specialist", "regional", "admin"])
+    add.add_argument("--name", help="full name")
+    add.add_argument("--facility", metavar="FINESS")
+    add.add_argument("--specialty", metavar="CODE")
+    add.add_argument("--rpps", metavar="N")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    disable = user_sub.add_parser("disable", help="disable an account, revoking its sessions")
+    disable.add_argument("email")
+    user.set_defaults(func=cmd_user)
+
+    token = sub.add_parser("token", help="personal API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("email")
+    create.add_argument("--name", default="", help="what the token is for")
+    token_sub.add_parser("list", help="list a user's tokens").add_argument("email")
+    token_sub.add_parser("revoke", help="revoke a token by id").add_argument("id", type=int)
+    token.set_defaults(func=cmd_token)
+
+    sub.add_parser("settings", help="list TELMI_* settings").set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"telmi: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        args.func(settings, args)
+    except (CliError, TelmiError, migrate.DatabaseNotMigrated) as exc:
+        print(f"telmi: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,579 @@
+"""The whole domain as SQLAlchemy 2 typed models.
+
+Times are stored in UTC (`UTCDateTime` refuses naive datetimes), local wall-clock times only
+where a rule is expressed in local time (availability rules). Enumerations are stored as short
+strings with CHECK constraints so SQLite and PostgreSQL enforce the same vocabulary. Invariants
+that matter (one active booking per slot, one act per source) are enforced by the database.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every database (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Telmi stores aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.value) for m in cls),
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Role(enum.StrEnum):
+    STAFF = "staff"
+    SPECIALIST = "specialist"
+    REGIONAL = "regional"
+    ADMIN = "admin"
+
+
+class FacilityCategory(enum.StrEnum):
+    HEALTH_CENTRE = "health_centre"
+    NURSING_HOME = "nursing_home"
+    DISABILITY_FACILITY = "disability_facility"
+    HOSPITAL = "hospital"
+
+
+class ActType(enum.StrEnum):
+    """The five acts of the public health code (R.6316-1) plus télésoin (L.6316-2)."""
+
+    TELECONSULTATION = "teleconsultation"
+    TELEEXPERTISE = "teleexpertise"
+    TELESURVEILLANCE = "telesurveillance"
+    TELEASSISTANCE = "teleassistance"
+    REGULATION = "regulation"
+    TELESOIN = "telesoin"
+
+
+class SlotStatus(enum.StrEnum):
+    OPEN = "open"
+    BLOCKED = "blocked"
+    WITHDRAWN = "withdrawn"
+
+
+class BookingStatus(enum.StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+ACTIVE_BOOKING_STATUSES = (BookingStatus.HELD, BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+
+
+class ConsultationStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
+
+
+class ExpertiseUrgency(enum.StrEnum):
+    H24 = "24h"
+    H72 = "72h"
+    D7 = "7d"
+
+
+class ExpertiseStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+    TAKEN = "taken"
+    NEEDS_INFORMATION = "needs_information"
+    ANSWERED = "answered"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class NotificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- territory and directory ---------------------------------------------------------------
+
+
+class Region(Base):
+    __tablename__ = "regions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(3), unique=True)  # INSEE region code, "27" = BFC
+    name: Mapped[str] = mapped_column(String(100))
+
+    departements: Mapped[list[Departement]] = relationship(back_populates="region", lazy="raise")
+
+
+class Departement(Base):
+    __tablename__ = "departements"
+
+    code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
+
+    region: Mapped[Region] = relationship(back_populates="departements", lazy="raise")
+
+
+class Facility(Base):
+    __tablename__ = "facilities"
+    __table_args__ = (CheckConstraint("length(finess) = 9", name="finess_length"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finess: Mapped[str] = mapped_column(String(9), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[FacilityCategory] = mapped_column(_enum(FacilityCategory, "facility_category"))
+    finess_category_code: Mapped[str] = mapped_column(String(4))
+    finess_category_label: Mapped[str] = mapped_column(String(200), default="")
+    departement_code: Mapped[str] = mapped_column(ForeignKey("departements.code"), index=True)
+    commune: Mapped[str] = mapped_column(String(100))
+    postcode: Mapped[str] = mapped_column(String(5), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    departement: Mapped[Departement] = relationship(lazy="raise")
+
+
+class Specialty(Base):
+    __tablename__ = "specialties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role <> 'staff' OR facility_id IS NOT NULL", name="staff_has_facility"),
+        CheckConstraint(
+            "role <> 'specialist' OR specialty_id IS NOT NULL", name="specialist_has_specialty"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    facility_id: Mapped[int | None] = mapped_column(ForeignKey("facilities.id"), index=True)
+    specialty_id: Mapped[int | None] = mapped_column(ForeignKey("specialties.id"), index=True)
+    rpps: Mapped[str | None] = mapped_column(String(11), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+    facility: Mapped[Facility | None] = relationship(lazy="raise")
+    specialty: Mapped[Specialty | None] = relationship(lazy="raise")
+
+
+class WebSession(Base):
+    """A browser session; only the SHA-256 of the cookie value is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ApiToken(Base):
+    """A personal token for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class LoginAttempt(Base):
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+# --- availability, slots, bookings ----------------------------------------------------------
+
+
+class AvailabilityRule(Base):
+    """A weekly rule in local wall-clock time; slots are materialised from it in UTC."""
+
+    __tablename__ = "availability_rules"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("start_time < end_time", name="start_before_end"),
+        CheckConstraint("slot_minutes > 0 AND buffer_minutes >= 0", name="positive_lengths"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    slot_minutes: Mapped[int] = mapped_column(Integer)
+    buffer_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    act_types: Mapped[list[str]] = mapped_column(JSON)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    open_on_public_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class AvailabilityException(Base):
+    """A period when a specialist is away (leave, training) or blocked."""
+
+    __tablename__ = "availability_exceptions"
+    __table_args__ = (CheckConstraint("starts_at < ends_at", name="start_before_end"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Slot(Base):
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("specialist_id", "starts_at"),
+        CheckConstraint("starts_at < ends_at", name="start_before_end"),
+        Index("ix_slots_starts_at_status", "starts_at", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("availability_rules.id"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    act_types: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[SlotStatus] = mapped_column(
+        _enum(SlotStatus, "slot_status"), default=SlotStatus.OPEN
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    specialist: Mapped[User] = relationship(lazy="raise")
+
+
+_ACTIVE_BOOKING = text("status IN ('held', 'confirmed', 'completed')")
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        # At most one active booking per slot, on every database.
+        Index(
+            "uq_bookings_active_slot",
+            "slot_id",
+            unique=True,
+            sqlite_where=_ACTIVE_BOOKING,
+            postgresql_where=_ACTIVE_BOOKING,
+        ),
+        CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    booked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_ref: Mapped[str] = mapped_column(String(64), default="")
+    patient_ins: Mapped[str | None] = mapped_column(String(15))
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[BookingStatus] = mapped_column(_enum(BookingStatus, "booking_status"))
+    hold_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancel_reason: Mapped[str] = mapped_column(String(500), default="")
+    rescheduled_from_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
+
+    slot: Mapped[Slot] = relationship(lazy="raise")
+    facility: Mapped[Facility] = relationship(lazy="raise")
+
+
+class IdempotencyKey(Base):
+    """The first response to a keyed request, replayed for the same key and body."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- consultations --------------------------------------------------------------------------
+
+
+class Consultation(Base):
+    __tablename__ = "consultations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    room_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[ConsultationStatus] = mapped_column(
+        _enum(ConsultationStatus, "consultation_status"), default=ConsultationStatus.SCHEDULED
+    )
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    booking: Mapped[Booking] = relationship(lazy="raise")
+
+
+class Invite(Base):
+    """A single-use, expiring guest link; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    guest_label: Mapped[str] = mapped_column(String(100))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Presence(Base):
+    """One participant's stay in a consultation room (join to leave)."""
+
+    __tablename__ = "presences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invites.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+
+
+# --- tele-expertise -------------------------------------------------------------------------
+
+
+class ExpertiseRequest(Base):
+    __tablename__ = "expertise_requests"
+    __table_args__ = (Index("ix_expertise_requests_specialty_status", "specialty_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    specialty_id: Mapped[int] = mapped_column(ForeignKey("specialties.id"))
+    specialist_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_ref: Mapped[str] = mapped_column(String(64))
+    consent_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    question: Mapped[str] = mapped_column(Text, default="")
+    clinical_context: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[ExpertiseUrgency] = mapped_column(_enum(ExpertiseUrgency, "urgency"))
+    status: Mapped[ExpertiseStatus] = mapped_column(
+        _enum(ExpertiseStatus, "expertise_status"), default=ExpertiseStatus.DRAFT
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    taken_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+
+
+class ExpertiseMessage(Base):
+    """The request's thread: follow-up questions, added information, the answer."""
+
+    __tablename__ = "expertise_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("expertise_requests.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExpertiseAttachment(Base):
+    """A photo's metadata; the bytes live in storage under their content hash."""
+
+    __tablename__ = "expertise_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("expertise_requests.id"), index=True)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- act log, audit, notifications ----------------------------------------------------------
+
+
+class Act(Base):
+    """One medical act, append-only, its dimensions copied at write time, hash-chained."""
+
+    __tablename__ = "acts"
+    __table_args__ = (Index("ix_acts_occurred_at", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
+    occurred_at: Mapped[datetime]
+    duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    facility_finess: Mapped[str] = mapped_column(String(9))
+    facility_category: Mapped[FacilityCategory] = mapped_column(
+        _enum(FacilityCategory, "facility_category")
+    )
+    facility_category_code: Mapped[str] = mapped_column(String(4))
+    departement_code: Mapped[str] = mapped_column(String(3))
+    region_code: Mapped[str] = mapped_column(String(3))
+    requester_role: Mapped[str] = mapped_column(String(40))
+    requester_rpps: Mapped[str | None] = mapped_column(String(11))
+    specialist_rpps: Mapped[str | None] = mapped_column(String(11))
+    specialty_code: Mapped[str] = mapped_column(String(40))
+    source_key: Mapped[str] = mapped_column(String(80), unique=True)
+    patient_key: Mapped[str] = mapped_column(String(64))
+    patient_consent: Mapped[bool] = mapped_column(Boolean)
+    incidents: Mapped[str] = mapped_column(String(500), default="")
+    cancels_act_id: Mapped[int | None] = mapped_column(ForeignKey("acts.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditEvent(Base):
+    """Who did what to which record, when and from where; never patient data itself."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_role: Mapped[str] = mapped_column(String(20), default="")
+    action: Mapped[str] = mapped_column(String(60))
+    target_type: Mapped[str] = mapped_column(String(40), default="")
+    target_id: Mapped[str] = mapped_column(String(40), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Notification(Base):
+    """The outbox: shown in the pages, then delivered by mail when SMTP is configured."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    status: Mapped[NotificationStatus] = mapped_column(
+        _enum(NotificationStatus, "notification_status"), default=NotificationStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]

@@ -1,0 +1,227 @@
+"""Settings: the only reader of `TELMI_*` environment variables.
+
+Every knob is a row of `SETTINGS` with its default and a help line, so `telmi settings` (and
+this file) document themselves. A bad value stops start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _env(raw: str) -> str:
+    if raw not in {"development", "production"}:
+        raise ValueError("expected development or production")
+    return raw
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("expected an http(s) URL such as https://telmi.example.fr")
+    return raw.rstrip("/")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        _url(origin)
+    return origins
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("unknown time zone") from exc
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return "TELMI_" + self.field.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "env", "development", "development or production (production refuses unsafe defaults)", _env
+    ),
+    Setting("data_dir", "var", "directory for the SQLite file, backups and uploads"),
+    Setting(
+        "database_url",
+        None,
+        "SQLAlchemy URL; default: SQLite file in the data directory",
+        _database_url,
+    ),
+    Setting(
+        "secret_key",
+        DEV_SECRET_KEY,
+        "signing key for CSRF tokens and join tokens (>= 32 characters)",
+    ),
+    Setting(
+        "public_url",
+        "http://127.0.0.1:8080",
+        "URL users reach Telmi at; https enables Secure cookies",
+        _url,
+    ),
+    Setting(
+        "allowed_origins",
+        "",
+        "extra origins allowed for WebSocket and form posts, comma separated",
+        _origins,
+    ),
+    Setting("timezone", "Europe/Paris", "local time zone of the region", _timezone),
+    Setting("host", "127.0.0.1", "address `telmi serve` listens on"),
+    Setting("port", "8080", "port `telmi serve` listens on", _int(1)),
+    Setting("session_idle_minutes", "60", "a session unused this long expires", _int(1)),
+    Setting(
+        "session_max_hours", "12", "a session expires this long after login, used or not", _int(1)
+    ),
+    Setting("login_window_minutes", "15", "window over which failed logins are counted", _int(1)),
+    Setting(
+        "login_max_failures_account",
+        "5",
+        "failed logins per account in the window before refusal",
+        _int(1),
+    ),
+    Setting(
+        "login_max_failures_address",
+        "20",
+        "failed logins per address in the window before refusal",
+        _int(1),
+    ),
+    Setting("max_body_bytes", str(1024 * 1024), "largest request body accepted", _int(1024)),
+    Setting(
+        "trust_proxy",
+        "false",
+        "take the client address from X-Forwarded-For (behind a proxy)",
+        _bool,
+    ),
+    Setting("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR", _log_level),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    data_dir: Path = Path("var")
+    database_url: str = "sqlite+aiosqlite:///var/telmi.sqlite3"
+    secret_key: str = DEV_SECRET_KEY
+    public_url: str = "http://127.0.0.1:8080"
+    allowed_origins: tuple[str, ...] = ()
+    timezone: str = "Europe/Paris"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    login_window_minutes: int = 15
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 20
+    max_body_bytes: int = 1024 * 1024
+    trust_proxy: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env, setting.default)
+            if raw is None:
+                continue
+            try:
+                values[setting.field] = setting.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{setting.env}: invalid value {raw!r}: {exc}") from None
+        values["data_dir"] = Path(values["data_dir"])
+        if "database_url" not in values:
+            values["database_url"] = f"sqlite+aiosqlite:///{values['data_dir'] / 'telmi.sqlite3'}"
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Production refuses what is only safe on a developer's machine."""
+        if self.env != "production":
+            return
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            raise SettingsError(
+                "TELMI_SECRET_KEY: required in production, at least 32 random characters"
+            )
+        if not self.public_url.startswith("https://"):
+            raise SettingsError("TELMI_PUBLIC_URL: must be an https:// URL in production")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def origins(self) -> frozenset[str]:
+        parts = urlsplit(self.public_url)
+        return frozenset({f"{parts.scheme}://{parts.netloc}", *self.allowed_origins})
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

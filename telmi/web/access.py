@@ -1,0 +1,46 @@
+"""Who may call a handler, declared on the handler itself and enforced by one middleware.
+
+Every route must declare its access (`public`, `authenticated` or `roles(...)`): the
+middleware refuses to serve a handler that declares nothing, so a forgotten check fails
+closed, and a test walks the router to prove each route declares one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from telmi.models import Role
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Any])
+ATTRIBUTE = "__telmi_access__"
+
+
+@dataclass(frozen=True)
+class Access:
+    public: bool = False
+    roles: frozenset[Role] | None = None  # None: any signed-in user
+
+
+def _declare(access: Access) -> Callable[[H], H]:
+    def decorate(handler: H) -> H:
+        setattr(handler, ATTRIBUTE, access)
+        return handler
+
+    return decorate
+
+
+public = _declare(Access(public=True))
+authenticated = _declare(Access())
+
+
+def roles(*allowed: Role) -> Callable[[H], H]:
+    return _declare(Access(roles=frozenset(allowed)))
+
+
+def access_of(handler: Any) -> Access | None:
+    return getattr(handler, ATTRIBUTE, None)

@@ -1,0 +1,65 @@
+"""JSON: who am I, the facilities I may see, the specialties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from telmi import facilities
+from telmi.keys import DB, USER
+from telmi.models import Facility, Specialty, User
+from telmi.web.access import authenticated
+
+
+def facility_json(facility: Facility) -> dict[str, Any]:
+    return {
+        "id": facility.id,
+        "finess": facility.finess,
+        "name": facility.name,
+        "category": facility.category.value,
+        "finess_category_code": facility.finess_category_code,
+        "departement": facility.departement_code,
+        "commune": facility.commune,
+        "postcode": facility.postcode,
+    }
+
+
+def specialty_json(specialty: Specialty) -> dict[str, Any]:
+    return {"id": specialty.id, "code": specialty.code, "name": specialty.name}
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "full_name": user.full_name,
+        "role": user.role.value,
+        "facility_id": user.facility_id,
+        "specialty_id": user.specialty_id,
+        "rpps": user.rpps,
+    }
+
+
+@authenticated
+async def me(request: web.Request) -> web.Response:
+    return web.json_response(user_json(request[USER]))
+
+
+@authenticated
+async def list_facilities(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        found = await facilities.list_facilities(
+            session,
+            request[USER],
+            departement=request.query.get("departement"),
+            category=request.query.get("category"),
+        )
+    return web.json_response({"items": [facility_json(f) for f in found]})
+
+
+@authenticated
+async def list_specialties(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        found = await facilities.list_specialties(session)
+    return web.json_response({"items": [specialty_json(s) for s in found]})

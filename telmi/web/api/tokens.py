@@ -1,0 +1,59 @@
+"""JSON: a signed-in user's personal API tokens (create, list, revoke)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from telmi import accounts
+from telmi.errors import NotFound, ValidationError
+from telmi.keys import CLOCK, DB, USER
+from telmi.models import ApiToken
+from telmi.web.access import authenticated
+from telmi.web.http import read_json
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created_at": token.created_at.isoformat(),
+        "revoked": token.revoked_at is not None,
+    }
+
+
+@authenticated
+async def list_tokens(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        tokens = await accounts.list_tokens(session, request[USER])
+    return web.json_response({"items": [token_json(t) for t in tokens]})
+
+
+@authenticated
+async def create_token(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name = body.get("name", "")
+    if not isinstance(name, str) or len(name) > 100:
+        raise ValidationError(
+            "« name » doit être un texte de 100 caractères au plus.", field="name"
+        )
+    async with request.app[DB].write() as session:
+        token, raw = await accounts.create_token(
+            session, request[USER], name=name, now=request.app[CLOCK].now()
+        )
+    return web.json_response({**token_json(token), "token": raw}, status=201)
+
+
+@authenticated
+async def revoke_token(request: web.Request) -> web.Response:
+    try:
+        token_id = int(request.match_info["token_id"])
+    except ValueError:
+        raise NotFound("Jeton introuvable.") from None
+    async with request.app[DB].write() as session:
+        token = await accounts.revoke_token(
+            session, token_id, actor=request[USER], now=request.app[CLOCK].now()
+        )
+    return web.json_response(token_json(token))

@@ -1,0 +1,182 @@
+"""Errors, authentication, authorisation, CSRF and security headers: once, for every request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import StaticResource
+
+from telmi import accounts
+from telmi.errors import AuthenticationRequired, CsrfFailed, Forbidden, TelmiError, Throttled
+from telmi.keys import AUTH_METHOD, CLOCK, DB, SETTINGS, USER, WEB_SESSION
+from telmi.web import csrf
+from telmi.web.access import Handler, access_of
+from telmi.web.http import error_json, is_api, session_policy
+from telmi.web.render import render
+
+log = logging.getLogger("telmi.web")
+
+SESSION_COOKIE = "telmi_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_HTTP_CODES = {
+    400: ("bad_request", "Requête invalide."),
+    401: ("unauthenticated", "Authentification requise."),
+    403: ("forbidden", "Accès refusé."),
+    404: ("not_found", "Page ou ressource introuvable."),
+    405: ("method_not_allowed", "Méthode non autorisée pour cette adresse."),
+    413: ("body_too_large", "Le contenu envoyé est trop volumineux."),
+    415: ("unsupported_media_type", "Type de contenu non pris en charge."),
+}
+
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def _error_page(
+    request: web.Request, status: int, code: str, message: str, headers: dict[str, str] | None
+) -> web.Response:
+    response = render(
+        request, "error.html", {"status": status, "code": code, "message": message}, status=status
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _render_error(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    if is_api(request):
+        return error_json(status, code, message, headers=headers)
+    return _error_page(request, status, code, message, headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes `{"error": {code, message}}` under /api/ and a French page elsewhere."""
+    try:
+        return await handler(request)
+    except Throttled as exc:
+        return _render_error(
+            request, exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}
+        )
+    except TelmiError as exc:
+        return _render_error(request, exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _render_error(request, exc.status, code, message, headers)
+    except Exception:
+        # The path only: query strings and bodies may carry data that must not reach logs.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _render_error(
+            request, 500, "internal_error", "Erreur interne. L'incident a été journalisé."
+        )
+
+
+async def _identify(request: web.Request) -> None:
+    """Attach the user behind a bearer token or a session cookie, if any."""
+    request[USER] = None
+    request[WEB_SESSION] = None
+    request[AUTH_METHOD] = None
+    app = request.app
+    now = app[CLOCK].now()
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, raw = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise AuthenticationRequired(
+                "En-tête Authorization invalide (attendu : Bearer <jeton>)."
+            )
+        async with app[DB].read() as session:
+            user = await accounts.resolve_token(session, raw.strip(), now=now)
+        if user is None:
+            raise AuthenticationRequired(
+                "Jeton d'API invalide, expiré ou révoqué.", code="invalid_token"
+            )
+        request[USER] = user
+        request[AUTH_METHOD] = "token"
+        return
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return
+    async with app[DB].read() as session:
+        found = await accounts.resolve_session(
+            session, cookie, now=now, policy=session_policy(app[SETTINGS])
+        )
+    if found is None:
+        return
+    web_session, user = found
+    if accounts.session_needs_touch(web_session, now):
+        async with app[DB].write() as session:
+            await accounts.touch_session(session, web_session.id, now)
+    request[USER] = user
+    request[WEB_SESSION] = web_session
+    request[AUTH_METHOD] = "session"
+
+
+def _route_access(request: web.Request) -> Any:
+    route = request.match_info.route
+    if isinstance(route.resource, StaticResource) or request.match_info.http_exception:
+        return None
+    access = access_of(route.handler)
+    if access is None:
+        raise RuntimeError(f"route {route.resource} declares no access rule")
+    return access
+
+
+@web.middleware
+async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+    access = _route_access(request)
+    if access is None:  # static files and router errors (404, 405)
+        return await handler(request)
+    await _identify(request)
+    user = request[USER]
+    if not access.public:
+        if user is None:
+            if is_api(request):
+                raise AuthenticationRequired()
+            login = request.app.router["login"].url_for().with_query(next=request.path)
+            raise web.HTTPSeeOther(login)
+        if access.roles is not None and user.role not in access.roles:
+            raise Forbidden()
+    # Bearer requests carry no ambient authority; cookie-borne and anonymous form posts do.
+    if request.method not in SAFE_METHODS and request[AUTH_METHOD] != "token":
+        if not await csrf.is_valid(request):
+            raise CsrfFailed()
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.app[SETTINGS].secure_cookies:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.get(USER) is not None or is_api(request):
+        headers.setdefault("Cache-Control", "no-store")

@@ -1,0 +1,89 @@
+"""Login and logout pages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from telmi import accounts
+from telmi.keys import CLOCK, DB, SETTINGS, USER, WEB_SESSION
+from telmi.web.access import authenticated, public
+from telmi.web.http import client_address, login_policy, session_policy
+from telmi.web.middlewares import SESSION_COOKIE
+from telmi.web.render import render
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths, so the login form cannot become an open redirect."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+@public
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if request[USER] is not None:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return render(
+        request, "login.html", {"next": _safe_next(request.query.get("next")), "email": ""}
+    )
+
+
+@public
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    email = str(form.get("email", ""))
+    password = str(form.get("password", ""))
+    next_path = _safe_next(str(form.get("next", "")))
+    settings = request.app[SETTINGS]
+    now = request.app[CLOCK].now()
+    address = client_address(request)
+    async with request.app[DB].write() as session:
+        user = await accounts.authenticate(
+            session, email, password, address=address, now=now, policy=login_policy(settings)
+        )
+        token = None
+        if user is not None:
+            if request[WEB_SESSION] is not None:
+                await accounts.revoke_session(session, request[WEB_SESSION].id, now=now)
+            token = await accounts.open_session(
+                session,
+                user,
+                now=now,
+                policy=session_policy(settings),
+                address=address,
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+    if token is None:
+        return render(
+            request,
+            "login.html",
+            {
+                "next": next_path,
+                "email": email,
+                "error": "Adresse e-mail ou mot de passe incorrect.",
+            },
+            status=401,
+        )
+    response = web.HTTPSeeOther(next_path)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.secure_cookies,
+        path="/",
+        max_age=settings.session_max_hours * 3600,
+    )
+    raise response
+
+
+@authenticated
+async def logout(request: web.Request) -> web.StreamResponse:
+    if request[WEB_SESSION] is not None:
+        async with request.app[DB].write() as session:
+            await accounts.revoke_session(
+                session, request[WEB_SESSION].id, now=request.app[CLOCK].now()
+            )
+    response = web.HTTPSeeOther(request.app.router["login"].url_for())
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
