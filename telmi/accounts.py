@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from telmi import audit
 from telmi.errors import Conflict, NotFound, Throttled, ValidationError
@@ -187,7 +187,7 @@ class LoginPolicy:
 
 
 async def _recent_failures(
-    session: AsyncSession, column: object, value: str, since: datetime
+    session: AsyncSession, column: InstrumentedAttribute[str], value: str, since: datetime
 ) -> tuple[int, datetime | None]:
     row = (
         await session.execute(

@@ -14,6 +14,6 @@ DB = web.AppKey("db", Database)
 CLOCK = web.AppKey("clock", Clock)
 
 # Per request, set by the authentication middleware.
-USER = web.RequestKey("user", User)
-WEB_SESSION = web.RequestKey("web_session", WebSession)
-AUTH_METHOD = web.RequestKey("auth_method", str)
+USER: web.RequestKey[User | None] = web.RequestKey("user")
+WEB_SESSION: web.RequestKey[WebSession | None] = web.RequestKey("web_session")
+AUTH_METHOD: web.RequestKey[str | None] = web.RequestKey("auth_method")

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from telmi.models import Role
+from telmi.errors import AuthenticationRequired
+from telmi.keys import USER
+from telmi.models import Role, User
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -44,3 +46,11 @@ def roles(*allowed: Role) -> Callable[[H], H]:
 
 def access_of(handler: Any) -> Access | None:
     return getattr(handler, ATTRIBUTE, None)
+
+
+def current_user(request: web.Request) -> User:
+    """The signed-in user of a handler that declared `authenticated` or `roles(...)`."""
+    user = request.get(USER)
+    if user is None:
+        raise AuthenticationRequired()
+    return user

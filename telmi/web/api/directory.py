@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from telmi import facilities
-from telmi.keys import DB, USER
+from telmi.keys import DB
 from telmi.models import Facility, Specialty, User
-from telmi.web.access import authenticated
+from telmi.web.access import authenticated, current_user
 
 
 def facility_json(facility: Facility) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def user_json(user: User) -> dict[str, Any]:
 
 @authenticated
 async def me(request: web.Request) -> web.Response:
-    return web.json_response(user_json(request[USER]))
+    return web.json_response(user_json(current_user(request)))
 
 
 @authenticated
@@ -51,7 +51,7 @@ async def list_facilities(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         found = await facilities.list_facilities(
             session,
-            request[USER],
+            current_user(request),
             departement=request.query.get("departement"),
             category=request.query.get("category"),
         )

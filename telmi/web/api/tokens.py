@@ -8,9 +8,9 @@ from aiohttp import web
 
 from telmi import accounts
 from telmi.errors import NotFound, ValidationError
-from telmi.keys import CLOCK, DB, USER
+from telmi.keys import CLOCK, DB
 from telmi.models import ApiToken
-from telmi.web.access import authenticated
+from telmi.web.access import authenticated, current_user
 from telmi.web.http import read_json
 
 
@@ -27,7 +27,7 @@ def token_json(token: ApiToken) -> dict[str, Any]:
 @authenticated
 async def list_tokens(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
-        tokens = await accounts.list_tokens(session, request[USER])
+        tokens = await accounts.list_tokens(session, current_user(request))
     return web.json_response({"items": [token_json(t) for t in tokens]})
 
 
@@ -41,7 +41,7 @@ async def create_token(request: web.Request) -> web.Response:
         )
     async with request.app[DB].write() as session:
         token, raw = await accounts.create_token(
-            session, request[USER], name=name, now=request.app[CLOCK].now()
+            session, current_user(request), name=name, now=request.app[CLOCK].now()
         )
     return web.json_response({**token_json(token), "token": raw}, status=201)
 
@@ -54,6 +54,6 @@ async def revoke_token(request: web.Request) -> web.Response:
         raise NotFound("Jeton introuvable.") from None
     async with request.app[DB].write() as session:
         token = await accounts.revoke_token(
-            session, token_id, actor=request[USER], now=request.app[CLOCK].now()
+            session, token_id, actor=current_user(request), now=request.app[CLOCK].now()
         )
     return web.json_response(token_json(token))

@@ -43,8 +43,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         token = None
         if user is not None:
-            if request[WEB_SESSION] is not None:
-                await accounts.revoke_session(session, request[WEB_SESSION].id, now=now)
+            if (previous := request[WEB_SESSION]) is not None:
+                await accounts.revoke_session(session, previous.id, now=now)
             token = await accounts.open_session(
                 session,
                 user,
@@ -79,11 +79,9 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @authenticated
 async def logout(request: web.Request) -> web.StreamResponse:
-    if request[WEB_SESSION] is not None:
+    if (web_session := request[WEB_SESSION]) is not None:
         async with request.app[DB].write() as session:
-            await accounts.revoke_session(
-                session, request[WEB_SESSION].id, now=request.app[CLOCK].now()
-            )
+            await accounts.revoke_session(session, web_session.id, now=request.app[CLOCK].now())
     response = web.HTTPSeeOther(request.app.router["login"].url_for())
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -1,0 +1,206 @@
+"""The HTTP surface: health, directory API, error shapes, security headers, OpenAPI, access."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from aiohttp.web_urldispatcher import StaticResource
+from openapi_spec_validator import validate
+from sqlalchemy import func, select
+
+from telmi import accounts
+from telmi.app import create_app
+from telmi.db import Database
+from telmi.models import ApiToken, FacilityCategory, Role
+from telmi.settings import Settings
+from telmi.web.access import access_of
+from telmi.web.api.openapi import document
+
+from .factories import make_facility, make_user
+
+
+async def _bearer(db: Database, role: Role = Role.ADMIN, **kwargs: Any) -> dict[str, str]:
+    user = await make_user(db, role, **kwargs)
+    async with db.write() as session:
+        _, raw = await accounts.create_token(session, user, now=datetime.now(UTC))
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def _assert_error_shape(body: Any, code: str) -> None:
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+async def test_healthz_checks_the_database(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_reports_an_unreachable_database(
+    aiohttp_client: Any, settings: Settings, tmp_path: Any
+) -> None:
+    missing = tmp_path / "no-such-dir" / "telmi.sqlite3"
+    broken = settings.replace(database_url=f"sqlite+aiosqlite:///{missing}")
+    client = await aiohttp_client(create_app(broken, require_migrated=False))
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert (await response.json())["database"] == "unreachable"
+
+
+async def test_staff_see_only_their_own_facility(client: TestClient, db: Database) -> None:
+    mine = await make_facility(db, name="EHPAD Mien")
+    await make_facility(db, name="EHPAD Autre")
+    headers = await _bearer(db, Role.STAFF, facility=mine)
+    response = await client.get("/api/facilities", headers=headers)
+    assert response.status == 200
+    assert [f["name"] for f in (await response.json())["items"]] == ["EHPAD Mien"]
+
+
+async def test_facilities_filter_by_departement_and_category(
+    client: TestClient, db: Database
+) -> None:
+    await make_facility(db, departement="21", category=FacilityCategory.HOSPITAL, name="CH 21")
+    await make_facility(db, departement="25", category=FacilityCategory.HOSPITAL, name="CH 25")
+    await make_facility(db, departement="25", name="EHPAD 25")
+    headers = await _bearer(db, Role.REGIONAL)
+    everything = await (await client.get("/api/facilities", headers=headers)).json()
+    assert {f["name"] for f in everything["items"]} == {"CH 21", "CH 25", "EHPAD 25"}
+    doubs = await client.get(
+        "/api/facilities", params={"departement": "25", "category": "hospital"}, headers=headers
+    )
+    assert [f["name"] for f in (await doubs.json())["items"]] == ["CH 25"]
+
+
+async def test_unknown_facility_category_is_a_422_naming_it(
+    client: TestClient, db: Database
+) -> None:
+    headers = await _bearer(db)
+    response = await client.get("/api/facilities?category=castle", headers=headers)
+    assert response.status == 422
+    body = await response.json()
+    _assert_error_shape(body, "invalid")
+    assert "nursing_home" in body["error"]["message"]
+
+
+async def test_specialties_are_listed(client: TestClient, db: Database) -> None:
+    headers = await _bearer(db, Role.SPECIALIST)  # creates the dermatology specialty
+    response = await client.get("/api/specialties", headers=headers)
+    assert [s["code"] for s in (await response.json())["items"]] == ["dermatologie"]
+
+
+async def test_every_api_failure_has_the_error_shape(client: TestClient, db: Database) -> None:
+    headers = await _bearer(db)
+    cases = [
+        (client.get("/api/me"), 401, "unauthenticated"),
+        (client.get("/api/nothing-here", headers=headers), 404, "not_found"),
+        (client.put("/api/me", headers=headers), 405, "method_not_allowed"),
+        (client.delete("/api/tokens/999", headers=headers), 404, "not_found"),
+        (client.delete("/api/tokens/abc", headers=headers), 404, "not_found"),
+        (
+            client.post(
+                "/api/tokens",
+                data=b"{not json",
+                headers={**headers, "Content-Type": "application/json"},
+            ),
+            400,
+            "malformed_json",
+        ),
+        (client.post("/api/tokens", json=[1, 2], headers=headers), 400, "malformed_json"),
+        (client.post("/api/tokens", data="name=x", headers=headers), 415, "unsupported_media_type"),
+        (client.post("/api/tokens", json={"name": 42}, headers=headers), 422, "invalid"),
+    ]
+    for request, status, code in cases:
+        response = await request
+        assert response.status == status, (status, code, await response.text())
+        _assert_error_shape(await response.json(), code)
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ApiToken)) == 1  # _bearer's
+
+
+async def test_oversized_bodies_are_refused_and_change_nothing(
+    client: TestClient, db: Database
+) -> None:
+    headers = await _bearer(db)
+    huge = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = await client.post(
+        "/api/tokens", data=huge, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    _assert_error_shape(await response.json(), "body_too_large")
+    await client.get("/login")  # a pre-session cookie, so the body is read
+    page = await client.post("/login", data={"email": "x" * (2 * 1024 * 1024)})
+    assert page.status == 413
+    assert "trop volumineux" in await page.text()
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ApiToken)) == 1
+
+
+async def test_unknown_page_gets_a_french_error_page(client: TestClient) -> None:
+    response = await client.get("/nulle-part")
+    assert response.status == 404
+    html = await response.text()
+    assert 'lang="fr"' in html and "Page introuvable" in html
+
+
+async def test_security_headers_on_pages_api_static_and_errors(
+    client: TestClient, db: Database
+) -> None:
+    headers = await _bearer(db)
+    for path, auth in [
+        ("/login", {}),
+        ("/api/me", headers),
+        ("/api/me", {}),
+        ("/static/css/telmi.css", {}),
+        ("/nulle-part", {}),
+    ]:
+        response = await client.get(path, headers=auth)
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp, path
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert response.headers["Referrer-Policy"] == "same-origin", path
+    api = await client.get("/api/me", headers=headers)
+    assert api.headers["Cache-Control"] == "no-store"
+
+
+async def test_pages_have_no_inline_script(client: TestClient) -> None:
+    html = await (await client.get("/login")).text()
+    assert "<script>" not in html and "onclick=" not in html
+
+
+async def test_openapi_document_is_valid_and_describes_every_api_route(
+    client: TestClient,
+) -> None:
+    response = await client.get("/api/openapi.json")
+    assert response.status == 200
+    spec = await response.json()
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+    described = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    served = {
+        (route.resource.canonical, route.method)
+        for route in client.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/api/")
+        and route.method != "HEAD"
+    }
+    assert served == described
+
+
+def test_every_route_declares_who_may_call_it(settings: Settings) -> None:
+    app = create_app(settings)
+    for route in app.router.routes():
+        if isinstance(route.resource, StaticResource):
+            continue
+        assert access_of(route.handler) is not None, (
+            f"{route.method} {route.resource} declares no access"
+        )
+
+
+def test_openapi_document_is_built_without_a_server() -> None:
+    validate(document())
