@@ -14,6 +14,7 @@ from scheduling.clock import Clock, SystemClock
 from telmi import migrate
 from telmi.db import Database
 from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.labels import label
 from telmi.paths import TEMPLATES_DIR
 from telmi.settings import Settings
 from telmi.web import middlewares
@@ -52,6 +53,7 @@ def create_app(
         undefined=jinja2.StrictUndefined,
     )
     env.globals["static"] = lambda path: f"/static/{path}"
+    env.filters["label"] = label
     app.cleanup_ctx.append(database_context(require_head=require_migrated))
     app.on_response_prepare.append(middlewares.security_headers)
     setup_routes(app)

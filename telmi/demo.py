@@ -135,14 +135,22 @@ SPECIALISTS = [
 class DemoLogin:
     role: Role
     email: str
+    name: str
     description: str
 
 
 LOGINS = [
-    DemoLogin(Role.ADMIN, "admin@telmi.demo", "administration régionale de la plateforme"),
-    DemoLogin(Role.REGIONAL, "ars@telmi.demo", "équipe régionale (statistiques d'activité)"),
-    DemoLogin(Role.STAFF, "infirmiere@telmi.demo", "infirmière, EHPAD Les Tilleuls (Beaune)"),
-    DemoLogin(Role.SPECIALIST, "dermatologue@telmi.demo", "Dr Claire Morel, dermatologie"),
+    DemoLogin(Role.ADMIN, "admin@telmi.demo", "Paul Renard", "administrateur de la plateforme"),
+    DemoLogin(Role.REGIONAL, "ars@telmi.demo", "Sophie Lemaire", "ARS, statistiques d'activité"),
+    DemoLogin(
+        Role.STAFF,
+        "infirmiere@telmi.demo",
+        "Isabelle Martin",
+        "infirmière, EHPAD Les Tilleuls (Beaune)",
+    ),
+    DemoLogin(
+        Role.SPECIALIST, "dermatologue@telmi.demo", "Dr Claire Morel", "dermatologue à distance"
+    ),
 ]
 
 
@@ -236,12 +244,12 @@ async def load(session: AsyncSession, progress: Progress = lambda _: None) -> di
     for login in LOGINS:
         fields: dict[str, str | None] = {"email": login.email, "role": login.role.value}
         if login.role is Role.STAFF:
-            fields |= {"full_name": "Isabelle Martin (IDE)", "facility_finess": beaune}
+            fields |= {"full_name": login.name, "facility_finess": beaune}
         elif login.role is Role.SPECIALIST:
             specialty, name = SPECIALISTS[0]
             fields |= {"full_name": name, "specialty_code": specialty, "rpps": rpps_for(1)}
         else:
-            fields["full_name"] = login.description.capitalize()
+            fields["full_name"] = login.name
         users += await _ensure_user(session, **fields)
     for index, (specialty, name) in enumerate(SPECIALISTS[1:], start=2):
         users += await _ensure_user(

@@ -1,0 +1,9 @@
+from telmi.labels import LABELS, label
+from telmi.models import ActType, FacilityCategory, Role
+
+
+def test_every_vocabulary_value_has_a_french_label() -> None:
+    for vocabulary in (Role, FacilityCategory, ActType):
+        for value in vocabulary:
+            assert value in LABELS, value
+    assert label(ActType.TELEEXPERTISE) == "Téléexpertise"
