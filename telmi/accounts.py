@@ -90,7 +90,10 @@ async def create_user(
     facility_finess: str | None = None,
     specialty_code: str | None = None,
     rpps: str | None = None,
+    password_hash: str | None = None,
 ) -> User:
+    """Create an account; `password_hash` lets a caller reuse a hash it already computed
+    for the same password (bulk imports, tests), skipping one argon2 computation."""
     email = normalise_email(email)
     if not _EMAIL.match(email):
         raise ValidationError("Adresse e-mail invalide.", field="email")
@@ -126,7 +129,7 @@ async def create_user(
         facility=facility,
         specialty=specialty,
         rpps=rpps,
-        password_hash=await hash_password(password),
+        password_hash=password_hash or await hash_password(password),
     )
     session.add(user)
     try:

@@ -7,12 +7,14 @@ a read lock; reads stay `BEGIN DEFERRED` and run beside a writer thanks to WAL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +23,28 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+WRITE_ATTEMPTS = 4
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _WRITE = "telmi_write"
+T = TypeVar("T")
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg exposes it as `sqlstate`)."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    return sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    if sqlstate(exc) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -79,6 +102,21 @@ class Database:
         """A session in one write transaction: committed on success, rolled back on error."""
         async with self._write() as session, session.begin():
             yield session
+
+    async def run_write(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = WRITE_ATTEMPTS
+    ) -> T:
+        """Run `work` in a write transaction, again if PostgreSQL aborts it as a serialization
+        failure or a deadlock (safe: the aborted attempt wrote nothing)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.write() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == attempts or not is_retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

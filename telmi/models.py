@@ -9,6 +9,7 @@ that matter (one active booking per slot, one act per source) are enforced by th
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Dialect,
@@ -30,8 +32,10 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -105,10 +109,25 @@ class ActType(enum.StrEnum):
     TELESOIN = "telesoin"
 
 
+# Stable bit per act type, so a slot can offer several and a search filters with one AND.
+ACT_BITS: dict[ActType, int] = {t: 1 << i for i, t in enumerate(ActType)}
+
+
+def act_mask(types: Iterable[ActType | str]) -> int:
+    mask = 0
+    for t in types:
+        mask |= ACT_BITS[ActType(t)]
+    return mask
+
+
+def act_types_of(mask: int) -> list[ActType]:
+    return [t for t, bit in ACT_BITS.items() if mask & bit]
+
+
 class SlotStatus(enum.StrEnum):
     OPEN = "open"
-    BLOCKED = "blocked"
-    WITHDRAWN = "withdrawn"
+    BLOCKED = "blocked"  # closed by an availability exception
+    WITHDRAWN = "withdrawn"  # its rule was changed or deleted
 
 
 class BookingStatus(enum.StrEnum):
@@ -225,6 +244,8 @@ class User(Base):
     facility_id: Mapped[int | None] = mapped_column(ForeignKey("facilities.id"), index=True)
     specialty_id: Mapped[int | None] = mapped_column(ForeignKey("specialties.id"), index=True)
     rpps: Mapped[str | None] = mapped_column(String(11), unique=True)
+    # Where a specialist practises, for searches by département.
+    departement_code: Mapped[str | None] = mapped_column(ForeignKey("departements.code"))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -323,20 +344,47 @@ class AvailabilityException(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_OPEN_SLOT = text("status = 'open'")
+
+
 class Slot(Base):
+    """A bookable interval; its specialty is copied from the specialist so search is one index."""
+
     __tablename__ = "slots"
     __table_args__ = (
         UniqueConstraint("specialist_id", "starts_at"),
         CheckConstraint("starts_at < ends_at", name="start_before_end"),
-        Index("ix_slots_starts_at_status", "starts_at", "status"),
+        CheckConstraint("act_mask > 0", name="offers_an_act"),
+        Index(
+            "ix_slots_open_specialty_starts_at",
+            "specialty_id",
+            "starts_at",
+            sqlite_where=_OPEN_SLOT,
+            postgresql_where=_OPEN_SLOT,
+        ),
+        Index(
+            "ix_slots_open_starts_at",
+            "starts_at",
+            sqlite_where=_OPEN_SLOT,
+            postgresql_where=_OPEN_SLOT,
+        ),
+        # PostgreSQL also refuses two open slots of one specialist that overlap in time.
+        ExcludeConstraint(
+            (Column("specialist_id"), "="),
+            (func.tstzrange(Column("starts_at"), Column("ends_at")), "&&"),
+            name="ex_slots_no_overlap",
+            using="gist",
+            where=_OPEN_SLOT,
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     specialist_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    specialty_id: Mapped[int] = mapped_column(ForeignKey("specialties.id"))
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("availability_rules.id"), index=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    act_types: Mapped[list[str]] = mapped_column(JSON)
+    act_mask: Mapped[int] = mapped_column(Integer)
     status: Mapped[SlotStatus] = mapped_column(
         _enum(SlotStatus, "slot_status"), default=SlotStatus.OPEN
     )

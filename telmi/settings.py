@@ -145,6 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
         "failed logins per address in the window before refusal",
         _int(1),
     ),
+    Setting(
+        "hold_minutes", "10", "how long a slot stays held while a booking form is filled", _int(1)
+    ),
+    Setting("slot_horizon_weeks", "8", "how many weeks ahead slots are materialised", _int(1)),
     Setting("max_body_bytes", str(1024 * 1024), "largest request body accepted", _int(1024)),
     Setting(
         "trust_proxy",
@@ -172,6 +176,8 @@ class Settings:
     login_window_minutes: int = 15
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20
+    hold_minutes: int = 10
+    slot_horizon_weeks: int = 8
     max_body_bytes: int = 1024 * 1024
     trust_proxy: bool = False
     log_level: str = "INFO"

@@ -134,6 +134,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+async def pg_db(postgres_main: str) -> AsyncIterator[Database]:
+    """PostgreSQL alone, for what only PostgreSQL enforces."""
+    database = Database(postgres_main)
+    await _truncate(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 

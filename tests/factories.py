@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import accounts
 from telmi.db import Database
 from telmi.demo import finess_for, rpps_for
-from telmi.models import Departement, Facility, FacilityCategory, Region, Role, Specialty, User
+from telmi.models import (
+    ActType,
+    Departement,
+    Facility,
+    FacilityCategory,
+    Region,
+    Role,
+    Slot,
+    SlotStatus,
+    Specialty,
+    User,
+    act_mask,
+)
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
+
+
+async def _ensure_departement(session: AsyncSession, code: str) -> None:
+    region = await session.scalar(select(Region).where(Region.code == "27"))
+    if region is None:
+        region = Region(code="27", name="Bourgogne-Franche-Comté")
+        session.add(region)
+        await session.flush()
+    if await session.get(Departement, code) is None:
+        session.add(Departement(code=code, name=f"Dép. {code}", region=region))
+        await session.flush()
 
 
 async def make_facility(
@@ -26,14 +51,7 @@ async def make_facility(
 ) -> Facility:
     n = next(_seq)
     async with db.write() as session:
-        region = await session.scalar(select(Region).where(Region.code == "27"))
-        if region is None:
-            region = Region(code="27", name="Bourgogne-Franche-Comté")
-            session.add(region)
-            await session.flush()
-        if await session.get(Departement, departement) is None:
-            session.add(Departement(code=departement, name=f"Dép. {departement}", region=region))
-            await session.flush()
+        await _ensure_departement(session, departement)
         facility = Facility(
             finess=finess_for(departement, n),
             name=name or f"Établissement {n}",
@@ -55,6 +73,9 @@ async def make_specialty(db: Database, code: str = "dermatologie") -> Specialty:
     return specialty
 
 
+_PASSWORD_HASH: str | None = None
+
+
 async def make_user(
     db: Database,
     role: Role = Role.STAFF,
@@ -63,14 +84,19 @@ async def make_user(
     password: str = PASSWORD,
     facility: Facility | None = None,
     specialty: Specialty | None = None,
+    departement: str | None = None,
 ) -> User:
+    """A user made by accounts.create_user; the argon2 hash of PASSWORD is computed once."""
+    global _PASSWORD_HASH
     n = next(_seq)
     if role is Role.STAFF and facility is None:
         facility = await make_facility(db)
     if role is Role.SPECIALIST and specialty is None:
         specialty = await make_specialty(db)
     async with db.write() as session:
-        return await accounts.create_user(
+        if departement is not None:
+            await _ensure_departement(session, departement)
+        user = await accounts.create_user(
             session,
             email=email or f"{role.value}{n}@example.fr",
             full_name=f"Personne {n}",
@@ -79,7 +105,39 @@ async def make_user(
             facility_finess=facility.finess if facility else None,
             specialty_code=specialty.code if specialty else None,
             rpps=rpps_for(5000 + n) if role is Role.SPECIALIST else None,
+            password_hash=_PASSWORD_HASH if password == PASSWORD else None,
         )
+        if password == PASSWORD:
+            _PASSWORD_HASH = user.password_hash
+        user.departement_code = departement
+        return user
+
+
+async def make_slot(
+    db: Database,
+    specialist: User,
+    starts_at: datetime,
+    *,
+    minutes: int = 30,
+    act_types: tuple[ActType, ...] = (ActType.TELECONSULTATION,),
+) -> Slot:
+    async with db.write() as session:
+        slot = Slot(
+            specialist_id=specialist.id,
+            specialty_id=specialist.specialty_id,
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(minutes=minutes),
+            act_mask=act_mask(act_types),
+            status=SlotStatus.OPEN,
+        )
+        session.add(slot)
+    return slot
+
+
+async def bearer(db: Database, user: User) -> dict[str, str]:
+    async with db.write() as session:
+        _, raw = await accounts.create_token(session, user, now=datetime.now(UTC))
+    return {"Authorization": f"Bearer {raw}"}
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

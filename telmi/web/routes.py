@@ -6,7 +6,7 @@ from aiohttp import web
 
 from telmi.paths import STATIC_DIR
 from telmi.web import health
-from telmi.web.api import directory, openapi, tokens
+from telmi.web.api import availability, bookings, directory, openapi, tokens
 from telmi.web.pages import admin, auth, home
 
 
@@ -27,5 +27,38 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/tokens", tokens.list_tokens, name="api_tokens")
     add("POST", "/api/tokens", tokens.create_token, name="api_tokens_create")
     add("DELETE", "/api/tokens/{token_id}", tokens.revoke_token, name="api_token_revoke")
+
+    rules, exceptions = "/api/availability/rules", "/api/availability/exceptions"
+    add("GET", rules, availability.list_rules, name="api_rules")
+    add("POST", rules, availability.create_rule, name="api_rules_create")
+    add("PUT", rules + "/{rule_id}", availability.update_rule, name="api_rule_update")
+    add("DELETE", rules + "/{rule_id}", availability.delete_rule, name="api_rule_delete")
+    add("POST", "/api/availability/preview", availability.preview_rule, name="api_rule_preview")
+    add("GET", exceptions, availability.list_exceptions, name="api_exceptions")
+    add("POST", exceptions, availability.create_exception, name="api_exceptions_create")
+    add(
+        "DELETE",
+        exceptions + "/{exception_id}",
+        availability.delete_exception,
+        name="api_exception_delete",
+    )
+
+    add("GET", "/api/slots", bookings.search_slots, name="api_slots")
+    add("POST", "/api/slots/{slot_id}/hold", bookings.hold_slot, name="api_slot_hold")
+    add("GET", "/api/bookings", bookings.list_bookings, name="api_bookings")
+    add("POST", "/api/bookings", bookings.create_booking, name="api_bookings_create")
+    add("GET", "/api/bookings/{booking_id}", bookings.get_booking, name="api_booking")
+    add(
+        "POST",
+        "/api/bookings/{booking_id}/cancel",
+        bookings.cancel_booking,
+        name="api_booking_cancel",
+    )
+    add(
+        "POST",
+        "/api/bookings/{booking_id}/reschedule",
+        bookings.reschedule_booking,
+        name="api_booking_reschedule",
+    )
 
     app.router.add_static("/static", STATIC_DIR, name="static")

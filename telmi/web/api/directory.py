@@ -10,6 +10,7 @@ from telmi import facilities
 from telmi.keys import DB
 from telmi.models import Facility, Specialty, User
 from telmi.web.access import authenticated, current_user
+from telmi.web.api import spec
 
 
 def facility_json(facility: Facility) -> dict[str, Any]:
@@ -63,3 +64,74 @@ async def list_specialties(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         found = await facilities.list_specialties(session)
     return web.json_response({"items": [specialty_json(s) for s in found]})
+
+
+CATEGORY = {"enum": ["health_centre", "nursing_home", "disability_facility", "hospital"]}
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "full_name", "role"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "full_name": {"type": "string"},
+            "role": {"enum": ["staff", "specialist", "regional", "admin"]},
+            "facility_id": {"type": ["integer", "null"]},
+            "specialty_id": {"type": ["integer", "null"]},
+            "rpps": {"type": ["string", "null"], "pattern": "^[0-9]{11}$"},
+        },
+    },
+    "Facility": {
+        "type": "object",
+        "required": ["id", "finess", "name", "category", "departement", "commune"],
+        "properties": {
+            "id": {"type": "integer"},
+            "finess": {"type": "string", "pattern": "^[0-9]{2}[0-9AB][0-9]{6}$"},
+            "name": {"type": "string"},
+            "category": CATEGORY,
+            "finess_category_code": {"type": "string"},
+            "departement": {"type": "string"},
+            "commune": {"type": "string"},
+            "postcode": {"type": "string"},
+        },
+    },
+    "Specialty": {
+        "type": "object",
+        "required": ["id", "code", "name"],
+        "properties": {
+            "id": {"type": "integer"},
+            "code": {"type": "string"},
+            "name": {"type": "string"},
+        },
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/me": {
+        "get": spec.operation(
+            "The signed-in user", "me", {"200": spec.ok("The user", spec.ref("User"))}
+        )
+    },
+    "/api/facilities": {
+        "get": spec.operation(
+            "Facilities visible to the caller (staff: their own only)",
+            "listFacilities",
+            {
+                "200": spec.ok("Facilities", spec.items("Facility")),
+                "422": spec.error("Unknown category"),
+            },
+            params=[
+                spec.query("departement", {"type": "string"}),
+                spec.query("category", CATEGORY),
+            ],
+        )
+    },
+    "/api/specialties": {
+        "get": spec.operation(
+            "Medical specialties offered on the platform",
+            "listSpecialties",
+            {"200": spec.ok("Specialties", spec.items("Specialty"))},
+        )
+    },
+}

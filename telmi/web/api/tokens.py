@@ -11,6 +11,7 @@ from telmi.errors import NotFound, ValidationError
 from telmi.keys import CLOCK, DB
 from telmi.models import ApiToken
 from telmi.web.access import authenticated, current_user
+from telmi.web.api import spec
 from telmi.web.http import read_json
 
 
@@ -57,3 +58,58 @@ async def revoke_token(request: web.Request) -> web.Response:
             session, token_id, actor=current_user(request), now=request.app[CLOCK].now()
         )
     return web.json_response(token_json(token))
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "ApiToken": {
+        "type": "object",
+        "required": ["id", "name", "prefix", "created_at", "revoked"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "prefix": {"type": "string", "description": "first characters, to recognise it"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "revoked": {"type": "boolean"},
+        },
+    }
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/tokens": {
+        "get": spec.operation(
+            "The caller's personal API tokens",
+            "listTokens",
+            {"200": spec.ok("Tokens", spec.items("ApiToken"))},
+        ),
+        "post": spec.operation(
+            "Create a personal API token; its value is shown once",
+            "createToken",
+            {
+                "201": spec.ok(
+                    "The token, with its value",
+                    {
+                        "allOf": [
+                            spec.ref("ApiToken"),
+                            {"type": "object", "properties": {"token": {"type": "string"}}},
+                        ]
+                    },
+                ),
+                "422": spec.error("Invalid name"),
+            },
+            body={"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}}},
+            unsafe=True,
+        ),
+    },
+    "/api/tokens/{token_id}": {
+        "delete": spec.operation(
+            "Revoke one of the caller's tokens",
+            "revokeToken",
+            {
+                "200": spec.ok("The revoked token", spec.ref("ApiToken")),
+                "404": spec.error("No such token of the caller"),
+            },
+            params=[spec.path("token_id")],
+            unsafe=True,
+        )
+    },
+}

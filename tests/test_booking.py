@@ -1,0 +1,433 @@
+"""Booking over HTTP: never twice, holds, idempotency, cancel, reschedule, isolation, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from scheduling.clock import FrozenClock
+from telmi import booking
+from telmi.db import Database
+from telmi.models import ActType, AuditEvent, Booking, BookingStatus, Role, Slot
+
+from .factories import bearer, make_facility, make_slot, make_specialty, make_user
+
+
+async def _active_bookings(db: Database, slot_id: int | None = None) -> int:
+    async with db.read() as session:
+        query = (
+            select(func.count())
+            .select_from(Booking)
+            .where(Booking.status.in_((BookingStatus.HELD, BookingStatus.CONFIRMED)))
+        )
+        if slot_id is not None:
+            query = query.where(Booking.slot_id == slot_id)
+        return await session.scalar(query) or 0
+
+
+async def _all_bookings(db: Database) -> int:
+    async with db.read() as session:
+        return await session.scalar(select(func.count()).select_from(Booking)) or 0
+
+
+def _body(slot_id: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "slot_id": slot_id,
+        "patient_ref": "RES-0042",
+        "act_type": "teleconsultation",
+        "reason": "Plaie du talon",
+        **extra,
+    }
+
+
+async def _book(client: TestClient, headers: dict[str, str], slot_id: int, **extra: Any) -> Any:
+    return await client.post(
+        "/api/bookings",
+        json=_body(slot_id, **extra),
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+@pytest.fixture
+async def world(db: Database, clock: FrozenClock) -> dict[str, Any]:
+    """Two facilities with one staff member each, a dermatologist with free slots tomorrow."""
+    a, b = await make_facility(db, name="EHPAD A"), await make_facility(db, name="EHPAD B")
+    staff_a = await make_user(db, Role.STAFF, facility=a)
+    staff_b = await make_user(db, Role.STAFF, facility=b)
+    specialist = await make_user(db, Role.SPECIALIST)
+    tomorrow = clock.now().replace(hour=8, minute=0, second=0) + timedelta(days=1)
+    slots = [
+        await make_slot(db, specialist, tomorrow + timedelta(minutes=30 * i)) for i in range(6)
+    ]
+    return {
+        "a": a,
+        "b": b,
+        "staff_a": staff_a,
+        "staff_b": staff_b,
+        "specialist": specialist,
+        "slots": slots,
+        "ha": await bearer(db, staff_a),
+        "hb": await bearer(db, staff_b),
+        "hs": await bearer(db, specialist),
+    }
+
+
+async def test_staff_books_a_free_slot_for_their_facility(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    slot = world["slots"][0]
+    response = await _book(client, world["ha"], slot.id)
+    assert response.status == 201
+    body = await response.json()
+    assert body["status"] == "confirmed" and body["facility"]["name"] == "EHPAD A"
+    assert body["slot"]["id"] == slot.id and body["patient_ref"] == "RES-0042"
+    assert await _active_bookings(db, slot.id) == 1
+
+
+async def test_fifty_staff_booking_the_same_slot_exactly_one_wins(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    facilities = [await make_facility(db) for _ in range(5)]
+    headers = [await bearer(db, await make_user(db, Role.STAFF, facility=f)) for f in facilities]
+    for slot in world["slots"][:3]:  # the race, three times over
+        responses = await asyncio.gather(
+            *(_book(client, headers[i % len(headers)], slot.id) for i in range(50))
+        )
+        statuses = sorted(r.status for r in responses)
+        assert statuses == [201] + [409] * 49
+        for r in responses:
+            if r.status == 409:
+                assert (await r.json())["error"]["code"] == "slot_taken"
+        assert await _active_bookings(db, slot.id) == 1
+    async with db.read() as session:
+        assert await booking.count_double_bookings(session) == 0
+
+
+async def test_concurrent_reschedules_and_cancels_keep_one_booking_per_slot(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    slots, ha, hb = world["slots"], world["ha"], world["hb"]
+    first = await (await _book(client, ha, slots[0].id)).json()
+    second = await (await _book(client, hb, slots[1].id)).json()
+    target = slots[2].id
+    responses = await asyncio.gather(
+        client.post(
+            f"/api/bookings/{first['id']}/reschedule", json={"slot_id": target}, headers=ha
+        ),
+        client.post(
+            f"/api/bookings/{second['id']}/reschedule", json={"slot_id": target}, headers=hb
+        ),
+        client.post(
+            f"/api/bookings/{first['id']}/cancel", json={"reason": "Transfert"}, headers=ha
+        ),
+        _book(client, ha, target),
+    )
+    assert all(r.status < 500 for r in responses)
+    assert await _active_bookings(db, target) == 1
+    async with db.read() as session:
+        assert await booking.count_double_bookings(session) == 0
+        rows = list(await session.scalars(select(Booking)))
+    # Whatever won, every booking of facility B is active exactly once (moved or not).
+    b_active = [
+        r for r in rows if r.facility_id == world["b"].id and r.status is BookingStatus.CONFIRMED
+    ]
+    assert len(b_active) == 1
+
+
+async def test_reschedule_moves_atomically(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    slots, ha, hb = world["slots"], world["ha"], world["hb"]
+    mine = await (await _book(client, ha, slots[0].id)).json()
+    await _book(client, hb, slots[1].id)
+    taken = await client.post(
+        f"/api/bookings/{mine['id']}/reschedule", json={"slot_id": slots[1].id}, headers=ha
+    )
+    assert taken.status == 409 and (await taken.json())["error"]["code"] == "slot_taken"
+    assert await _active_bookings(db, slots[0].id) == 1  # the old slot was not freed
+
+    moved = await client.post(
+        f"/api/bookings/{mine['id']}/reschedule", json={"slot_id": slots[2].id}, headers=ha
+    )
+    assert moved.status == 201
+    body = await moved.json()
+    assert body["slot"]["id"] == slots[2].id and body["rescheduled_from_id"] == mine["id"]
+    assert body["patient_ref"] == "RES-0042"
+    assert await _active_bookings(db, slots[0].id) == 0
+
+
+async def test_hold_keeps_the_slot_until_it_expires(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    slot, ha, hb = world["slots"][0], world["ha"], world["hb"]
+    held = await client.post(f"/api/slots/{slot.id}/hold", headers=ha)
+    assert held.status == 201
+    hold = await held.json()
+    assert hold["status"] == "held" and hold["hold_expires_at"]
+
+    assert (await _book(client, hb, slot.id)).status == 409  # someone else's hold
+    search = await client.get("/api/slots", headers=hb)
+    assert slot.id not in [s["id"] for s in (await search.json())["items"]]
+
+    clock.advance(timedelta(minutes=11))
+    search = await client.get("/api/slots", headers=hb)
+    assert slot.id in [s["id"] for s in (await search.json())["items"]]
+    assert (await _book(client, hb, slot.id)).status == 201
+    assert await _active_bookings(db, slot.id) == 1
+
+
+async def test_booking_converts_the_callers_own_hold(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    slot, ha = world["slots"][0], world["ha"]
+    hold = await (await client.post(f"/api/slots/{slot.id}/hold", headers=ha)).json()
+    booked = await _book(client, ha, slot.id)
+    assert booked.status == 201
+    assert (await booked.json())["id"] == hold["id"]
+    assert await _all_bookings(db) == 1
+
+
+async def test_idempotent_replay_returns_the_first_response(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    slot, ha = world["slots"][0], world["ha"]
+    headers = {**ha, "Idempotency-Key": "booking-42"}
+    first = await client.post("/api/bookings", json=_body(slot.id), headers=headers)
+    replays = await asyncio.gather(
+        *(client.post("/api/bookings", json=_body(slot.id), headers=headers) for _ in range(5))
+    )
+    assert first.status == 201
+    for replay in replays:
+        assert replay.status == 201
+        assert await replay.json() == await first.json()
+    assert await _all_bookings(db) == 1
+
+    other = await client.post("/api/bookings", json=_body(world["slots"][1].id), headers=headers)
+    assert other.status == 422
+    assert (await other.json())["error"]["code"] == "idempotency_key_reused"
+    missing = await client.post("/api/bookings", json=_body(world["slots"][1].id), headers=ha)
+    assert missing.status == 400
+    assert (await missing.json())["error"]["code"] == "idempotency_key_required"
+    assert await _all_bookings(db) == 1
+
+
+async def test_concurrent_twins_with_one_key_create_one_booking(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    headers = {**world["ha"], "Idempotency-Key": "twin"}
+    body = _body(world["slots"][0].id)
+    responses = await asyncio.gather(
+        *(client.post("/api/bookings", json=body, headers=headers) for _ in range(10))
+    )
+    assert [r.status for r in responses] == [201] * 10
+    assert len({(await r.json())["id"] for r in responses}) == 1
+    assert await _all_bookings(db) == 1
+
+
+async def test_staff_of_another_facility_cannot_read_cancel_or_move_a_booking(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    hb = world["hb"]
+    assert (await client.get(f"/api/bookings/{mine['id']}", headers=hb)).status == 403
+    cancel = await client.post(
+        f"/api/bookings/{mine['id']}/cancel", json={"reason": "x"}, headers=hb
+    )
+    assert cancel.status == 403
+    move = await client.post(
+        f"/api/bookings/{mine['id']}/reschedule", json={"slot_id": world["slots"][1].id}, headers=hb
+    )
+    assert move.status == 403
+    listed = await (await client.get("/api/bookings", headers=hb)).json()
+    assert listed["items"] == []
+    assert await _active_bookings(db, world["slots"][0].id) == 1
+
+
+async def test_booking_for_another_facility_is_refused(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    response = await _book(client, world["ha"], world["slots"][0].id, facility_id=world["b"].id)
+    assert response.status == 403
+    assert await _all_bookings(db) == 0
+
+
+async def test_regional_and_admin_see_no_bookings(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    for role in (Role.REGIONAL, Role.ADMIN):
+        headers = await bearer(db, await make_user(db, role))
+        for method, path in [
+            ("GET", "/api/bookings"),
+            ("GET", f"/api/bookings/{mine['id']}"),
+            ("POST", f"/api/bookings/{mine['id']}/cancel"),
+            ("POST", f"/api/slots/{world['slots'][1].id}/hold"),
+        ]:
+            response = await client.request(method, path, headers=headers, json={"reason": "x"})
+            assert response.status == 403, (role, path)
+    regional = await bearer(db, await make_user(db, Role.REGIONAL))
+    assert (await client.get("/api/slots", headers=regional)).status == 403
+
+
+async def test_specialist_sees_and_cancels_bookings_of_their_agenda(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    agenda = await (await client.get("/api/bookings", headers=world["hs"])).json()
+    assert [b["id"] for b in agenda["items"]] == [mine["id"]]
+    cancel = await client.post(
+        f"/api/bookings/{mine['id']}/cancel", json={"reason": "Congé maladie"}, headers=world["hs"]
+    )
+    assert cancel.status == 200
+    assert (await cancel.json())["status"] == "cancelled"
+    again = await client.post(
+        f"/api/bookings/{mine['id']}/cancel", json={"reason": "encore"}, headers=world["hs"]
+    )
+    assert again.status == 409
+
+
+async def test_reading_a_booking_is_audited_with_who_and_where(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    await client.get(f"/api/bookings/{mine['id']}", headers=world["hs"])
+    async with db.read() as session:
+        event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "booking.read"))
+    assert event is not None
+    assert event.actor_id == world["specialist"].id and event.target_id == str(mine["id"])
+    assert event.address == "127.0.0.1"
+    assert "RES-0042" not in str(event.detail)
+
+
+async def test_cancel_and_reschedule_stop_at_the_start_time(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    clock.set(datetime.fromisoformat(mine["slot"]["starts_at"]) + timedelta(minutes=1))
+    cancel = await client.post(
+        f"/api/bookings/{mine['id']}/cancel", json={"reason": "x"}, headers=world["ha"]
+    )
+    assert cancel.status == 409 and (await cancel.json())["error"]["code"] == "too_late"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"slot_id": 999999}, 404, "slot_not_found"),
+        ({"slot_id": "1"}, 422, "invalid"),
+        ({"act_type": "teleexpertise"}, 422, "act_type_not_offered"),
+        ({"act_type": "chirurgie"}, 422, "invalid"),
+        ({"patient_ref": ""}, 422, "invalid"),
+        ({"patient_ref": "Jean Dupont"}, 422, "invalid"),
+        ({"patient_ins": "1840775123456 12"}, 422, "invalid"),
+        ({"reason": 12}, 422, "invalid"),
+    ],
+)
+async def test_bad_booking_input_is_refused_and_writes_nothing(
+    client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    change: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    body = {**_body(world["slots"][0].id), **change}
+    response = await client.post(
+        "/api/bookings", json=body, headers={**world["ha"], "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert response.status == status
+    assert (await response.json())["error"]["code"] == code
+    assert await _all_bookings(db) == 0
+
+
+async def test_past_slot_cannot_be_booked(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    past = await make_slot(db, world["specialist"], clock.now() - timedelta(hours=2))
+    response = await _book(client, world["ha"], past.id)
+    assert response.status == 422 and (await response.json())["error"]["code"] == "slot_in_past"
+    assert await _all_bookings(db) == 0
+
+
+async def test_valid_ins_is_accepted() -> None:
+    nir = "1840775123456"
+    key = f"{97 - int(nir) % 97:02d}"
+    assert booking.check_ins(nir + key) == nir + key
+    corsica = "255082A004005"
+    corsica_key = f"{97 - int(corsica.replace('2A', '19')) % 97:02d}"
+    assert booking.check_ins(corsica + corsica_key) == corsica + corsica_key
+
+
+async def test_search_is_earliest_first_filtered_and_paginated(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    cardiology = await make_specialty(db, "cardiologie")
+    cardio = await make_user(db, Role.SPECIALIST, specialty=cardiology, departement="25")
+    base = world["slots"][0].starts_at
+    expert = await make_slot(
+        db, cardio, base + timedelta(minutes=15), act_types=(ActType.TELEEXPERTISE,)
+    )
+    headers = world["ha"]
+
+    every = await (await client.get("/api/slots", params={"limit": "100"}, headers=headers)).json()
+    starts = [s["starts_at"] for s in every["items"]]
+    assert starts == sorted(starts) and len(starts) == 7
+
+    derm = await (await client.get("/api/slots?specialty=dermatologie", headers=headers)).json()
+    assert len(derm["items"]) == 6 and expert.id not in [s["id"] for s in derm["items"]]
+    by_act = await (await client.get("/api/slots?act_type=teleexpertise", headers=headers)).json()
+    assert [s["id"] for s in by_act["items"]] == [expert.id]
+    by_dep = await (await client.get("/api/slots?departement=25", headers=headers)).json()
+    assert [s["id"] for s in by_dep["items"]] == [expert.id]
+
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        page = await (await client.get("/api/slots", params=params, headers=headers)).json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [s["id"] for s in every["items"]]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=2026-13-01",
+        "from=yesterday",
+        "to=2020-01-01",
+        "limit=0",
+        "limit=abc",
+        "cursor=%%%",
+        "specialty=magie",
+        "act_type=x",
+    ],
+)
+async def test_bad_search_parameters_get_a_422_naming_the_field(
+    client: TestClient, world: dict[str, Any], query: str
+) -> None:
+    response = await client.get(f"/api/slots?{query}", headers=world["ha"])
+    assert response.status == 422, query
+    body = await response.json()
+    assert body["error"]["code"] == "invalid"
+
+
+async def test_postgresql_refuses_overlapping_open_slots(pg_db: Database) -> None:
+    specialist = await make_user(pg_db, Role.SPECIALIST)
+    first = await make_slot(pg_db, specialist, datetime(2030, 1, 7, 8, tzinfo=UTC))
+    with pytest.raises(IntegrityError, match="ex_slots_no_overlap"):
+        await make_slot(pg_db, specialist, first.starts_at + timedelta(minutes=10))
+    # Back to back is fine, and so is the same time for another specialist.
+    await make_slot(pg_db, specialist, first.ends_at)
+    await make_slot(pg_db, await make_user(pg_db, Role.SPECIALIST), first.starts_at)
+    async with pg_db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Slot)) == 3
