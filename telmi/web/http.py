@@ -19,11 +19,15 @@ def is_api(request: web.Request) -> bool:
 
 
 def error_json(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
+    error = {"code": code, "message": message} | ({"field": field} if field else {})
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -9,7 +9,14 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
 
 from telmi import accounts
-from telmi.errors import AuthenticationRequired, CsrfFailed, Forbidden, TelmiError, Throttled
+from telmi.errors import (
+    AuthenticationRequired,
+    CsrfFailed,
+    Forbidden,
+    TelmiError,
+    Throttled,
+    ValidationError,
+)
 from telmi.keys import AUTH_METHOD, CLOCK, DB, SETTINGS, USER, WEB_SESSION
 from telmi.web import csrf
 from telmi.web.access import Handler, access_of
@@ -64,9 +71,10 @@ def _render_error(
     code: str,
     message: str,
     headers: dict[str, str] | None = None,
+    field: str | None = None,
 ) -> web.Response:
     if is_api(request):
-        return error_json(status, code, message, headers=headers)
+        return error_json(status, code, message, field=field, headers=headers)
     return _error_page(request, status, code, message, headers)
 
 
@@ -79,6 +87,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _render_error(
             request, exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}
         )
+    except ValidationError as exc:
+        return _render_error(request, exc.status, exc.code, exc.message, field=exc.field)
     except TelmiError as exc:
         return _render_error(request, exc.status, exc.code, exc.message)
     except web.HTTPException as exc:

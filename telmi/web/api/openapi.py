@@ -22,6 +22,7 @@ ERROR = {
             "properties": {
                 "code": {"type": "string", "examples": ["not_found"]},
                 "message": {"type": "string"},
+                "field": {"type": "string", "description": "the offending field, when one is"},
             },
         }
     },
