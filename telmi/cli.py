@@ -169,6 +169,34 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
         print(f"token {args.id} revoked")
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
+    from telmi.bench import booking as bench
+
+    if args.what == "booking":
+        ok = asyncio.run(
+            bench.bench_booking(
+                args.backend,
+                clients=args.clients,
+                bookings=args.bookings,
+                contended_slots=args.contended_slots,
+                postgres_url=args.postgres_url,
+            )
+        )
+    else:
+        ok = asyncio.run(
+            bench.bench_search(
+                args.backend,
+                specialists=args.specialists,
+                weeks=args.weeks,
+                queries=args.queries,
+                clients=args.clients,
+                postgres_url=args.postgres_url,
+            )
+        )
+    if not ok:
+        raise CliError("benchmark checks failed (see above)")
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> None:
     for setting in SETTINGS:
         print(f"{setting.env:<36} default {setting.default!r}\n    {setting.help}")
@@ -215,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub.add_parser("list", help="list a user's tokens").add_argument("email")
     token_sub.add_parser("revoke", help="revoke a token by id").add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
+
+    bench = sub.add_parser("bench", help="benchmarks against a scratch database and a real server")
+    bench_sub = bench.add_subparsers(dest="what", required=True)
+    for name, helptext in (
+        ("booking", "bookings per second and latency over HTTP"),
+        ("search", "free-slot search latency"),
+    ):
+        b = bench_sub.add_parser(name, help=helptext)
+        b.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
+        b.add_argument(
+            "--postgres-url", help="server to create the scratch database on (default: local)"
+        )
+        b.add_argument("--clients", type=int, default=100 if name == "booking" else 20)
+        if name == "booking":
+            b.add_argument("--bookings", type=int, default=5000)
+            b.add_argument("--contended-slots", type=int, default=20)
+        else:
+            b.add_argument("--specialists", type=int, default=2000)
+            b.add_argument("--weeks", type=int, default=8)
+            b.add_argument("--queries", type=int, default=2000)
+    bench.set_defaults(func=cmd_bench)
 
     sub.add_parser("settings", help="list TELMI_* settings").set_defaults(func=cmd_settings)
     return parser

@@ -1,0 +1,444 @@
+"""`telmi bench booking` and `telmi bench search`: HTTP load on one real server process.
+
+Booking: N clients (each a staff member with an API token) POST /api/bookings with their
+own Idempotency-Key, first on distinct slots (throughput), then all on a handful of slots
+(contention). Counted: bookings/s, latency p50/p99, status codes, and double bookings found
+in the database afterwards (must be 0).
+
+Search: 2,000 specialists x 8 weeks of slots, a share of them booked; clients query
+GET /api/slots with varied filters; counted: latency p50/p95/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, insert, select
+
+from telmi import accounts, booking
+from telmi.bench.common import machine, percentile, progress, scratch_database, serve
+from telmi.db import Database
+from telmi.demo import SPECIALTIES, finess_for, rpps_for
+from telmi.models import (
+    ActType,
+    ApiToken,
+    Booking,
+    BookingStatus,
+    Departement,
+    Facility,
+    FacilityCategory,
+    Region,
+    Role,
+    Slot,
+    SlotStatus,
+    Specialty,
+    User,
+    act_mask,
+)
+
+DEPARTEMENTS = ["21", "25", "39", "58", "70", "71", "89", "90"]
+TELECONSULTATION = act_mask([ActType.TELECONSULTATION, ActType.TELEEXPERTISE])
+
+
+@dataclass
+class Run:
+    label: str
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    elapsed: float = 0.0
+
+    @property
+    def created(self) -> int:
+        return self.statuses[201]
+
+    def summary(self) -> str:
+        ms = [v * 1000 for v in self.latencies]
+        codes = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
+        return (
+            f"{self.label}: {len(ms)} requests in {self.elapsed:.2f}s = {len(ms) / self.elapsed:,.0f} req/s, "
+            f"{self.created / self.elapsed:,.0f} bookings/s; latency p50 {percentile(ms, 50):.1f} ms, "
+            f"p99 {percentile(ms, 99):.1f} ms; statuses {codes}"
+        )
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+async def _seed_directory(db: Database, facilities: int) -> tuple[list[int], list[int]]:
+    async with db.write() as session:
+        region = Region(code="27", name="Bourgogne-Franche-Comté")
+        session.add(region)
+        await session.flush()
+        session.add_all(Departement(code=c, name=c, region_id=region.id) for c in DEPARTEMENTS)
+        await session.flush()
+        specialties = [Specialty(code=code, name=name) for code, name in SPECIALTIES]
+        session.add_all(specialties)
+        rows = [
+            Facility(
+                finess=finess_for(DEPARTEMENTS[i % 8], i + 1),
+                name=f"EHPAD {i + 1}",
+                category=FacilityCategory.NURSING_HOME,
+                finess_category_code="500",
+                departement_code=DEPARTEMENTS[i % 8],
+                commune="Dijon",
+            )
+            for i in range(facilities)
+        ]
+        session.add_all(rows)
+        await session.flush()
+        return [f.id for f in rows], [s.id for s in specialties]
+
+
+async def _seed_specialists(
+    db: Database, count: int, specialty_ids: list[int], password_hash: str
+) -> list[int]:
+    async with db.write() as session:
+        result = await session.execute(
+            insert(User).returning(User.id),
+            [
+                {
+                    "email": f"specialiste{i}@bench.telmi",
+                    "full_name": f"Dr Banc {i}",
+                    "role": Role.SPECIALIST,
+                    "specialty_id": specialty_ids[i % len(specialty_ids)],
+                    "departement_code": DEPARTEMENTS[i % 8],
+                    "rpps": rpps_for(100_000 + i),
+                    "password_hash": password_hash,
+                    "is_active": True,
+                    "created_at": datetime.now(UTC),
+                }
+                for i in range(count)
+            ],
+        )
+        return list(result.scalars())
+
+
+async def _seed_slots(
+    db: Database,
+    specialists: list[tuple[int, int]],
+    *,
+    start: datetime,
+    weeks: int,
+    per_day: int,
+    label: str,
+) -> list[int]:
+    """Mon-Fri, `per_day` 30-minute slots from 09:00 UTC, for each (specialist, specialty)."""
+    ids: list[int] = []
+    batch: list[dict[str, Any]] = []
+    total = len(specialists)
+
+    async def flush() -> None:
+        async with db.write() as session:
+            ids.extend((await session.execute(insert(Slot).returning(Slot.id), batch)).scalars())
+        batch.clear()
+
+    for n, (specialist_id, specialty_id) in enumerate(specialists, start=1):
+        for day in range(weeks * 7):
+            date = start + timedelta(days=day)
+            if date.weekday() >= 5:
+                continue
+            for k in range(per_day):
+                at = date.replace(hour=9, minute=0) + timedelta(minutes=30 * k)
+                batch.append(
+                    {
+                        "specialist_id": specialist_id,
+                        "specialty_id": specialty_id,
+                        "starts_at": at,
+                        "ends_at": at + timedelta(minutes=30),
+                        "act_mask": TELECONSULTATION,
+                        "status": SlotStatus.OPEN,
+                        "created_at": datetime.now(UTC),
+                    }
+                )
+        if len(batch) >= 5_000:
+            await flush()
+        if n % max(1, total // 20) == 0 or n == total:
+            progress(label, n, total)
+    if batch:
+        await flush()
+    return ids
+
+
+async def _seed_staff(
+    db: Database, facility_ids: list[int], count: int, password_hash: str
+) -> list[str]:
+    """Staff members with one API token each; returns the tokens."""
+    tokens: list[str] = []
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        result = await session.execute(
+            insert(User).returning(User.id),
+            [
+                {
+                    "email": f"staff{i}@bench.telmi",
+                    "full_name": f"IDE {i}",
+                    "role": Role.STAFF,
+                    "facility_id": facility_ids[i % len(facility_ids)],
+                    "password_hash": password_hash,
+                    "is_active": True,
+                    "created_at": now,
+                }
+                for i in range(count)
+            ],
+        )
+        rows = []
+        for user_id in result.scalars():
+            raw = accounts.TOKEN_PREFIX + uuid.uuid4().hex
+            tokens.append(raw)
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "name": "bench",
+                    "token_hash": accounts.sha256(raw),
+                    "prefix": raw[:12],
+                    "created_at": now,
+                }
+            )
+        await session.execute(insert(ApiToken), rows)
+    return tokens
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+async def _load(
+    base_url: str,
+    tokens: list[str],
+    jobs: list[int],
+    *,
+    label: str,
+    request: Any,
+) -> Run:
+    """Each client takes the next job from a shared queue until none is left."""
+    run = Run(label)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    total = len(jobs)
+    connector = aiohttp.TCPConnector(limit=len(tokens), force_close=False)
+    async with aiohttp.ClientSession(base_url, connector=connector) as http:
+
+        async def client(token: str) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            while True:
+                try:
+                    job = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                status = await request(http, headers, job)
+                run.latencies.append(time.perf_counter() - started)
+                run.statuses[status] += 1
+                done = len(run.latencies)
+                if done % max(1, total // 10) == 0:
+                    progress(label, done, total)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(t) for t in tokens))
+        run.elapsed = time.perf_counter() - started
+    return run
+
+
+async def _post_booking(http: aiohttp.ClientSession, headers: dict[str, str], slot_id: int) -> int:
+    async with http.post(
+        "/api/bookings",
+        json={"slot_id": slot_id, "patient_ref": "BENCH-1", "act_type": "teleconsultation"},
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+    ) as response:
+        await response.read()
+        return response.status
+
+
+async def _double_bookings(url: str) -> tuple[int, int]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            doubles = await booking.count_double_bookings(session)
+            confirmed = await session.scalar(
+                select(func.count())
+                .select_from(Booking)
+                .where(Booking.status == BookingStatus.CONFIRMED)
+            )
+            return doubles, int(confirmed or 0)
+    finally:
+        await db.dispose()
+
+
+async def bench_booking(
+    backend: str, *, clients: int, bookings: int, contended_slots: int, postgres_url: str | None
+) -> bool:
+    print(f"telmi bench booking — {backend}, {clients} clients, {bookings} bookings ({machine()})")
+    async with scratch_database(backend, postgres_url) as url:
+        db = Database(url)
+        try:
+            password_hash = await accounts.hash_password(uuid.uuid4().hex)
+            facility_ids, specialty_ids = await _seed_directory(db, 20)
+            specialist_ids = await _seed_specialists(db, 100, specialty_ids, password_hash)
+            per_specialist = bookings // len(specialist_ids) + 1
+            weeks = per_specialist // (5 * 16) + 1
+            slot_ids = await _seed_slots(
+                db,
+                [(s, specialty_ids[i % len(specialty_ids)]) for i, s in enumerate(specialist_ids)],
+                start=(datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0),
+                weeks=weeks,
+                per_day=16,
+                label="slots",
+            )
+            tokens = await _seed_staff(db, facility_ids, clients, password_hash)
+        finally:
+            await db.dispose()
+        random.shuffle(slot_ids)
+        with serve(url) as server:
+            warm = await _load(
+                server.base_url,
+                tokens,
+                slot_ids[-clients * 2 :],
+                label="warm-up",
+                request=_post_booking,
+            )
+            distinct = await _load(
+                server.base_url,
+                tokens,
+                slot_ids[:bookings],
+                label="distinct slots",
+                request=_post_booking,
+            )
+            hot = slot_ids[bookings : bookings + contended_slots]
+            contended = await _load(
+                server.base_url,
+                tokens,
+                [hot[i % len(hot)] for i in range(bookings // 2)],
+                label="contended slots",
+                request=_post_booking,
+            )
+        doubles, confirmed = await _double_bookings(url)
+    del warm
+    print(distinct.summary())
+    print(contended.summary())
+    errors = sum(n for code, n in (distinct.statuses + contended.statuses).items() if code >= 500)
+    print(
+        f"double bookings: {doubles}; server errors: {errors}; confirmed bookings in database: {confirmed}"
+    )
+    expected = distinct.created + contended.created
+    ok = (
+        doubles == 0
+        and errors == 0
+        and contended.created == len(hot)
+        and distinct.created == bookings
+    )
+    if confirmed < expected:
+        ok = False
+    print("OK" if ok else "FAILED")
+    return ok
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+async def _get_slots(
+    http: aiohttp.ClientSession, headers: dict[str, str], params: dict[str, str]
+) -> int:
+    async with http.get("/api/slots", params=params, headers=headers) as response:
+        await response.read()
+        return response.status
+
+
+async def bench_search(
+    backend: str,
+    *,
+    specialists: int,
+    weeks: int,
+    queries: int,
+    clients: int,
+    postgres_url: str | None,
+) -> bool:
+    print(
+        f"telmi bench search — {backend}, {specialists} specialists x {weeks} weeks, "
+        f"{queries} queries from {clients} clients ({machine()})"
+    )
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    async with scratch_database(backend, postgres_url) as url:
+        db = Database(url)
+        try:
+            password_hash = await accounts.hash_password(uuid.uuid4().hex)
+            facility_ids, specialty_ids = await _seed_directory(db, 20)
+            specialist_ids = await _seed_specialists(db, specialists, specialty_ids, password_hash)
+            slot_ids = await _seed_slots(
+                db,
+                [(s, specialty_ids[i % len(specialty_ids)]) for i, s in enumerate(specialist_ids)],
+                start=start,
+                weeks=weeks,
+                per_day=8,
+                label="slots",
+            )
+            print(f"  {len(slot_ids):,} slots; booking 30 % of them")
+            booked = random.sample(slot_ids, len(slot_ids) * 3 // 10)
+            owner_token = (await _seed_staff(db, facility_ids, 1, password_hash))[0]
+            async with db.write() as session:
+                user = await accounts.resolve_token(session, owner_token, now=datetime.now(UTC))
+                assert user is not None
+                for i in range(0, len(booked), 5_000):
+                    await session.execute(
+                        insert(Booking),
+                        [
+                            {
+                                "slot_id": s,
+                                "facility_id": user.facility_id,
+                                "booked_by_id": user.id,
+                                "patient_ref": "B",
+                                "act_type": ActType.TELECONSULTATION,
+                                "reason": "",
+                                "status": BookingStatus.CONFIRMED,
+                                "created_at": datetime.now(UTC),
+                                "cancel_reason": "",
+                            }
+                            for s in booked[i : i + 5_000]
+                        ],
+                    )
+            tokens = await _seed_staff(db, facility_ids, clients, password_hash)
+        finally:
+            await db.dispose()
+        rng = random.Random(7)
+        plans: list[dict[str, str]] = []
+        for _ in range(queries):
+            params = {"specialty": rng.choice([code for code, _ in SPECIALTIES])}
+            params["from"] = (start + timedelta(days=rng.randrange(weeks * 7))).date().isoformat()
+            if rng.random() < 0.3:
+                params["departement"] = rng.choice(DEPARTEMENTS)
+            if rng.random() < 0.3:
+                params["act_type"] = rng.choice(["teleconsultation", "teleexpertise"])
+            plans.append(params)
+        with serve(url) as server:
+            await _load(
+                server.base_url,
+                tokens,
+                list(range(min(200, queries))),
+                label="warm-up",
+                request=lambda http, h, i: _get_slots(http, h, plans[i]),
+            )
+            run = await _load(
+                server.base_url,
+                tokens,
+                list(range(queries)),
+                label="search",
+                request=lambda http, h, i: _get_slots(http, h, plans[i]),
+            )
+    ms = [v * 1000 for v in run.latencies]
+    p95 = percentile(ms, 95)
+    print(
+        f"search: {len(ms)} queries, {len(ms) / run.elapsed:,.0f}/s; latency p50 {percentile(ms, 50):.1f} ms, "
+        f"p95 {p95:.1f} ms, p99 {percentile(ms, 99):.1f} ms; statuses {dict(run.statuses)}"
+    )
+    ok = run.statuses[200] == queries
+    print("OK" if ok else "FAILED")
+    return ok

@@ -1,0 +1,124 @@
+"""What every benchmark needs: a scratch database, a real `telmi serve` process, percentiles."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from telmi import migrate
+from telmi.db import Database
+
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def progress(label: str, done: int, total: int) -> None:
+    print(f"\r  {label}: {done}/{total}", end="" if done < total else "\n", flush=True)
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPU, Python {sys.version.split()[0]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def scratch_database(backend: str, postgres_url: str | None) -> AsyncIterator[str]:
+    """A migrated, empty database that disappears afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="telmi-bench-") as folder:
+            url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.sqlite3'}"
+            await _migrate(url)
+            yield url
+        return
+    admin = postgres_url or os.environ.get("TELMI_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES
+    name = f"telmi_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    dsn = make_url(admin).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        await _migrate(url)
+        yield url
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def _migrate(url: str) -> None:
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`telmi serve` in its own process, as in production: one process, one event loop."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TELMI_DATABASE_URL": database_url,
+        "TELMI_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "telmi.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    err = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"telmi serve did not start: {err}") from None
+                time.sleep(0.1)
+        yield Server(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
