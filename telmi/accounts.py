@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
@@ -338,20 +338,22 @@ async def create_token(
     return token, raw
 
 
+# Built once: this runs on every bearer-authenticated request.
+_TOKEN_USER = (
+    select(ApiToken.revoked_at, ApiToken.expires_at, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 async def resolve_token(session: AsyncSession, raw: str, *, now: datetime) -> User | None:
-    row = (
-        await session.execute(
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == sha256(raw))
-        )
-    ).one_or_none()
+    row = (await session.execute(_TOKEN_USER, {"token_hash": sha256(raw)})).one_or_none()
     if row is None:
         return None
-    token, user = row
+    revoked_at, expires_at, user = row
     if (
-        token.revoked_at is not None
-        or (token.expires_at is not None and token.expires_at <= now)
+        revoked_at is not None
+        or (expires_at is not None and expires_at <= now)
         or not user.is_active
     ):
         return None

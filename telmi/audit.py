@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi.models import AuditEvent, User, utcnow
+
+# Built once, on the table: audit rows are written on hot paths and never read back.
+_INSERT = insert(cast(Table, AuditEvent.__table__))
 
 
 async def record(
@@ -17,17 +22,19 @@ async def record(
     address: str = "",
     target_type: str = "",
     target_id: str | int = "",
+    at: datetime | None = None,
     **detail: Any,
 ) -> None:
-    session.add(
-        AuditEvent(
-            at=utcnow(),
-            actor_id=actor.id if actor else None,
-            actor_role=actor.role.value if actor else "",
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            address=address,
-            detail=detail,
-        )
+    await session.execute(
+        _INSERT,
+        {
+            "at": at or utcnow(),
+            "actor_id": actor.id if actor else None,
+            "actor_role": actor.role.value if actor else "",
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(target_id),
+            "address": address,
+            "detail": detail,
+        },
     )

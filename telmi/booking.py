@@ -12,12 +12,12 @@ import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased
 
 from telmi import audit
 from telmi.db import is_unique_violation
@@ -27,6 +27,7 @@ from telmi.models import (
     ActType,
     Booking,
     BookingStatus,
+    Facility,
     Role,
     Slot,
     SlotStatus,
@@ -212,6 +213,136 @@ async def search_free_slots(
     return found, next_cursor
 
 
+# --- views ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    specialty_id: int
+    specialist_id: int
+    specialist_name: str
+    specialty_code: str
+    specialty_name: str
+
+
+@dataclass(frozen=True)
+class BookingView:
+    """A booking as its readers see it; built from one Core query, no ORM loading."""
+
+    id: int
+    status: BookingStatus
+    act_type: ActType
+    patient_ref: str
+    patient_ins: str | None
+    reason: str
+    facility_id: int
+    facility_name: str
+    facility_finess: str
+    booked_by_id: int
+    slot: SlotView
+    hold_expires_at: datetime | None
+    created_at: datetime
+    cancelled_at: datetime | None
+    cancel_reason: str
+    rescheduled_from_id: int | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (BookingStatus.HELD, BookingStatus.CONFIRMED)
+
+    def as_json(self) -> dict[str, Any]:
+        slot = self.slot
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "act_type": self.act_type.value,
+            "patient_ref": self.patient_ref,
+            "patient_ins": self.patient_ins,
+            "reason": self.reason,
+            "slot": {
+                "id": slot.id,
+                "starts_at": slot.starts_at.isoformat(),
+                "ends_at": slot.ends_at.isoformat(),
+            },
+            "specialist": {
+                "id": slot.specialist_id,
+                "name": slot.specialist_name,
+                "specialty": slot.specialty_code,
+            },
+            "facility": {
+                "id": self.facility_id,
+                "name": self.facility_name,
+                "finess": self.facility_finess,
+            },
+            "hold_expires_at": self.hold_expires_at.isoformat() if self.hold_expires_at else None,
+            "created_at": self.created_at.isoformat(),
+            "cancelled_at": self.cancelled_at.isoformat() if self.cancelled_at else None,
+            "cancel_reason": self.cancel_reason,
+            "rescheduled_from_id": self.rescheduled_from_id,
+        }
+
+
+_VIEW = (
+    select(
+        Booking.id,
+        Booking.status,
+        Booking.act_type,
+        Booking.patient_ref,
+        Booking.patient_ins,
+        Booking.reason,
+        Booking.facility_id,
+        Facility.name,
+        Facility.finess,
+        Booking.booked_by_id,
+        Slot.id,
+        Slot.starts_at,
+        Slot.ends_at,
+        Slot.specialty_id,
+        User.id,
+        User.full_name,
+        Specialty.code,
+        Specialty.name,
+        Booking.hold_expires_at,
+        Booking.created_at,
+        Booking.cancelled_at,
+        Booking.cancel_reason,
+        Booking.rescheduled_from_id,
+    )
+    .join(Slot, Slot.id == Booking.slot_id)
+    .join(Facility, Facility.id == Booking.facility_id)
+    .join(User, User.id == Slot.specialist_id)
+    .join(Specialty, Specialty.id == Slot.specialty_id)
+)
+_ONE = _VIEW.where(Booking.id == bindparam("booking_id"))
+
+
+def _view(r: Any) -> BookingView:
+    return BookingView(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+        SlotView(r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17]),
+        r[18], r[19], r[20], r[21], r[22],
+    )  # fmt: skip
+
+
+async def _load(session: AsyncSession, booking_id: int) -> BookingView:
+    row = (await session.execute(_ONE, {"booking_id": booking_id})).first()
+    if row is None:
+        raise NotFound(f"Rendez-vous {booking_id} introuvable.")
+    return _view(row)
+
+
+def may_see(user: User, booking: BookingView) -> bool:
+    """Patient data is for the booking facility's staff and the slot's specialist only."""
+    if user.role is Role.STAFF:
+        return booking.facility_id == user.facility_id
+    if user.role is Role.SPECIALIST:
+        return booking.slot.specialist_id == user.id
+    return False
+
+
 # --- holding and booking ------------------------------------------------------------------------
 
 
@@ -221,50 +352,115 @@ def _staff_only(user: User) -> int:
     return user.facility_id
 
 
-async def _bookable_slot(
-    session: AsyncSession, slot_id: Any, act_type: ActType | None, now: datetime
-) -> Slot:
+@dataclass(frozen=True)
+class _Target:
+    """A slot about to be booked, with what the response needs and the hold on it, if any."""
+
+    slot: SlotView
+    status: SlotStatus
+    act_mask: int
+    facility_name: str
+    facility_finess: str
+    hold_id: int | None
+    hold_facility_id: int | None
+    hold_expires_at: datetime | None
+
+
+_TARGET = (
+    select(
+        Slot.id,
+        Slot.starts_at,
+        Slot.ends_at,
+        Slot.specialty_id,
+        User.id,
+        User.full_name,
+        Specialty.code,
+        Specialty.name,
+        Slot.status,
+        Slot.act_mask,
+        select(Facility.name).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
+        select(Facility.finess).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
+        Booking.id,
+        Booking.facility_id,
+        Booking.hold_expires_at,
+    )
+    .join(User, User.id == Slot.specialist_id)
+    .join(Specialty, Specialty.id == Slot.specialty_id)
+    .outerjoin(Booking, and_(Booking.slot_id == Slot.id, Booking.status == BookingStatus.HELD))
+    .where(Slot.id == bindparam("slot_id"))
+)
+
+
+async def _target(
+    session: AsyncSession, slot_id: Any, facility_id: int, act_type: ActType | None, now: datetime
+) -> _Target:
+    """One query for the slot, its specialist, the caller's facility and any hold on it."""
     if isinstance(slot_id, bool) or not isinstance(slot_id, int):
         raise ValidationError("« slot_id » doit être un entier.", field="slot_id")
-    slot = await session.get(Slot, slot_id)
-    if slot is None:
+    r = (await session.execute(_TARGET, {"slot_id": slot_id, "facility_id": facility_id})).first()
+    if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
-    if slot.status is not SlotStatus.OPEN:
+    target = _Target(SlotView(*r[:8]), r[8], r[9], r[10], r[11], r[12], r[13], r[14])
+    if target.status is not SlotStatus.OPEN:
         raise Conflict("Ce créneau n'est plus proposé.", code="slot_unavailable")
-    if slot.starts_at <= now:
+    if target.slot.starts_at <= now:
         raise ValidationError("Ce créneau est déjà passé.", field="slot_id", code="slot_in_past")
-    if act_type is not None and not slot.act_mask & ACT_BITS[act_type]:
-        offered = ", ".join(t.value for t in act_types_of(slot.act_mask))
+    if act_type is not None and not target.act_mask & ACT_BITS[act_type]:
+        offered = ", ".join(t.value for t in act_types_of(target.act_mask))
         raise ValidationError(
             f"Ce créneau ne propose pas « {act_type.value} » (proposé : {offered}).",
             field="act_type",
             code="act_type_not_offered",
         )
-    return slot
+    return target
 
 
-async def _release_expired_hold(session: AsyncSession, slot_id: int, now: datetime) -> None:
+async def _release_expired_hold(session: AsyncSession, target: _Target, now: datetime) -> None:
+    if target.hold_id is None or target.hold_expires_at is None or target.hold_expires_at > now:
+        return
     await session.execute(
         update(Booking)
-        .where(
-            Booking.slot_id == slot_id,
-            Booking.status == BookingStatus.HELD,
-            Booking.hold_expires_at <= now,
-        )
+        .where(Booking.id == target.hold_id, Booking.status == BookingStatus.HELD)
         .values(status=BookingStatus.EXPIRED)
     )
 
 
+_BOOKINGS = cast(Table, Booking.__table__)
+_INSERT = insert(_BOOKINGS).returning(_BOOKINGS.c.id)
+
+
 async def _insert_booking(session: AsyncSession, values: dict[str, Any]) -> int:
-    """Insert an active booking; a second active booking for the slot is a SlotTaken."""
+    """Insert an active booking; a second active booking for the slot is a SlotTaken.
+
+    No savepoint: a SlotTaken ends the whole transaction anyway."""
     try:
-        async with session.begin_nested():
-            result = await session.execute(insert(Booking).values(**values).returning(Booking.id))
-            return int(result.scalar_one())
+        return int((await session.execute(_INSERT, values)).scalar_one())
     except IntegrityError as exc:
         if is_unique_violation(exc):
             raise SlotTaken() from None
         raise
+
+
+def _new(booking_id: int, target: _Target, values: dict[str, Any]) -> BookingView:
+    """The view of a booking this transaction just wrote, without reading it back."""
+    return BookingView(
+        id=booking_id,
+        status=values["status"],
+        act_type=values["act_type"],
+        patient_ref=values.get("patient_ref", ""),
+        patient_ins=values.get("patient_ins"),
+        reason=values.get("reason", ""),
+        facility_id=values["facility_id"],
+        facility_name=target.facility_name,
+        facility_finess=target.facility_finess,
+        booked_by_id=values["booked_by_id"],
+        slot=target.slot,
+        hold_expires_at=values.get("hold_expires_at"),
+        created_at=values["created_at"],
+        cancelled_at=None,
+        cancel_reason="",
+        rescheduled_from_id=None,
+    )
 
 
 async def hold_slot(
@@ -276,25 +472,23 @@ async def hold_slot(
     now: datetime,
     hold_minutes: int,
     address: str = "",
-) -> Booking:
+) -> BookingView:
     facility_id = _staff_only(user)
-    slot = await _bookable_slot(session, slot_id, act_type, now)
-    await _release_expired_hold(session, slot.id, now)
-    booking_id = await _insert_booking(
-        session,
-        {
-            "slot_id": slot.id,
-            "facility_id": facility_id,
-            "booked_by_id": user.id,
-            "act_type": act_type or act_types_of(slot.act_mask)[0],
-            "status": BookingStatus.HELD,
-            "hold_expires_at": now + timedelta(minutes=hold_minutes),
-            "created_at": now,
-            "patient_ref": "",
-            "reason": "",
-            "cancel_reason": "",
-        },
-    )
+    target = await _target(session, slot_id, facility_id, act_type, now)
+    await _release_expired_hold(session, target, now)
+    values = {
+        "slot_id": target.slot.id,
+        "facility_id": facility_id,
+        "booked_by_id": user.id,
+        "act_type": act_type or act_types_of(target.act_mask)[0],
+        "status": BookingStatus.HELD,
+        "hold_expires_at": now + timedelta(minutes=hold_minutes),
+        "created_at": now,
+        "patient_ref": "",
+        "reason": "",
+        "cancel_reason": "",
+    }
+    booking_id = await _insert_booking(session, values)
     await audit.record(
         session,
         "booking.held",
@@ -302,8 +496,9 @@ async def hold_slot(
         address=address,
         target_type="booking",
         target_id=booking_id,
+        at=now,
     )
-    return await _load(session, booking_id)
+    return _new(booking_id, target, values)
 
 
 async def book(
@@ -313,8 +508,10 @@ async def book(
     *,
     now: datetime,
     address: str = "",
-) -> Booking:
-    """Confirm a booking for the caller's facility, converting the caller's own hold if any."""
+) -> BookingView:
+    """Confirm a booking for the caller's facility, converting the caller's own hold if any.
+
+    The common case is three statements: read the slot, insert the booking, audit."""
     facility_id = _staff_only(user)
     if body.get("facility_id", facility_id) != facility_id:
         raise Forbidden("Vous ne réservez que pour votre propre établissement.")
@@ -325,34 +522,41 @@ async def book(
         "reason": check_text(body.get("reason"), "reason", 2000),
         "act_type": act_type,
     }
-    slot = await _bookable_slot(session, body.get("slot_id"), act_type, now)
-    confirmed = await session.execute(
-        update(Booking)
-        .where(
-            Booking.slot_id == slot.id,
-            Booking.facility_id == facility_id,
-            Booking.status == BookingStatus.HELD,
-            Booking.hold_expires_at > now,
-        )
-        .values(status=BookingStatus.CONFIRMED, hold_expires_at=None, confirmed_at=now, **fields)
-        .returning(Booking.id)
+    target = await _target(session, body.get("slot_id"), facility_id, act_type, now)
+    values: dict[str, Any] = {
+        "slot_id": target.slot.id,
+        "facility_id": facility_id,
+        "booked_by_id": user.id,
+        "status": BookingStatus.CONFIRMED,
+        "created_at": now,
+        "confirmed_at": now,
+        "cancel_reason": "",
+        **fields,
+    }
+    booking_id = None
+    own_hold = (
+        target.hold_id is not None
+        and target.hold_facility_id == facility_id
+        and target.hold_expires_at is not None
+        and target.hold_expires_at > now
     )
-    booking_id = confirmed.scalar_one_or_none()
-    if booking_id is None:
-        await _release_expired_hold(session, slot.id, now)
-        booking_id = await _insert_booking(
-            session,
-            {
-                "slot_id": slot.id,
-                "facility_id": facility_id,
-                "booked_by_id": user.id,
-                "status": BookingStatus.CONFIRMED,
-                "created_at": now,
-                "confirmed_at": now,
-                "cancel_reason": "",
-                **fields,
-            },
+    if own_hold:
+        confirmed = await session.execute(
+            update(Booking)
+            .where(
+                Booking.id == target.hold_id,
+                Booking.status == BookingStatus.HELD,
+                Booking.hold_expires_at > now,
+            )
+            .values(
+                status=BookingStatus.CONFIRMED, hold_expires_at=None, confirmed_at=now, **fields
+            )
+            .returning(Booking.id)
         )
+        booking_id = confirmed.scalar_one_or_none()
+    if booking_id is None:
+        await _release_expired_hold(session, target, now)
+        booking_id = await _insert_booking(session, values)
     await audit.record(
         session,
         "booking.created",
@@ -360,43 +564,17 @@ async def book(
         address=address,
         target_type="booking",
         target_id=booking_id,
+        at=now,
     )
-    return await _load(session, booking_id)
+    return _new(booking_id, target, values)
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
-async def _load(session: AsyncSession, booking_id: int) -> Booking:
-    booking = await session.scalar(
-        select(Booking)
-        .where(Booking.id == booking_id)
-        .execution_options(populate_existing=True)
-        .options(*_EAGER)
-    )
-    if booking is None:
-        raise NotFound(f"Rendez-vous {booking_id} introuvable.")
-    return booking
-
-
-_EAGER = (
-    joinedload(Booking.slot).joinedload(Slot.specialist).joinedload(User.specialty),
-    joinedload(Booking.facility),
-)
-
-
-def may_see(user: User, booking: Booking) -> bool:
-    """Patient data is for the booking facility's staff and the slot's specialist only."""
-    if user.role is Role.STAFF:
-        return booking.facility_id == user.facility_id
-    if user.role is Role.SPECIALIST:
-        return booking.slot.specialist_id == user.id
-    return False
-
-
 async def get_booking(
     session: AsyncSession, user: User, booking_id: int, *, address: str = ""
-) -> Booking:
+) -> BookingView:
     booking = await _load(session, booking_id)
     if not may_see(user, booking):
         raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
@@ -421,9 +599,9 @@ async def list_bookings(
     end: datetime | None = None,
     address: str = "",
     limit: int = 200,
-) -> list[Booking]:
+) -> list[BookingView]:
     """The facility's bookings (staff) or the specialist's agenda, upcoming or past."""
-    query = select(Booking).join(Slot, Slot.id == Booking.slot_id).options(*_EAGER)
+    query = _VIEW
     if user.role is Role.STAFF:
         query = query.where(Booking.facility_id == user.facility_id)
     elif user.role is Role.SPECIALIST:
@@ -439,8 +617,10 @@ async def list_bookings(
         query = query.where(Slot.starts_at < end)
     if start is None and end is None:
         query = query.where(Slot.ends_at <= now if past else Slot.ends_at > now)
-    query = query.order_by(Slot.starts_at.desc() if past else Slot.starts_at).limit(limit)
-    bookings = list((await session.scalars(query)).unique())
+    query = query.order_by(Slot.starts_at.desc() if past else Slot.starts_at, Booking.id).limit(
+        limit
+    )
+    bookings = [_view(r) for r in await session.execute(query)]
     if bookings:
         await audit.record(
             session,
@@ -448,8 +628,7 @@ async def list_bookings(
             actor=user,
             address=address,
             target_type="booking",
-            target_id=",".join(str(b.id) for b in bookings)[:40],
-            count=len(bookings),
+            target_id=len(bookings),
             ids=[b.id for b in bookings],
         )
     return bookings
@@ -458,7 +637,9 @@ async def list_bookings(
 # --- changing -------------------------------------------------------------------------------------
 
 
-async def _changeable(session: AsyncSession, user: User, booking_id: int, now: datetime) -> Booking:
+async def _changeable(
+    session: AsyncSession, user: User, booking_id: int, now: datetime
+) -> BookingView:
     booking = await _load(session, booking_id)
     if not may_see(user, booking):
         raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
@@ -477,7 +658,7 @@ async def cancel(
     reason: Any,
     now: datetime,
     address: str = "",
-) -> Booking:
+) -> BookingView:
     booking = await _changeable(session, user, booking_id, now)
     reason_text = check_text(reason, "reason", 500)
     if not reason_text:
@@ -517,23 +698,23 @@ async def reschedule(
     slot_id: Any,
     now: datetime,
     address: str = "",
-) -> Booking:
+) -> BookingView:
     """Move a booking to another slot: the new one is taken first, the old freed only then."""
     old = await _changeable(session, user, booking_id, now)
     if old.status is not BookingStatus.CONFIRMED:
         raise Conflict("Seul un rendez-vous confirmé peut être déplacé.", code="booking_not_active")
-    slot = await _bookable_slot(session, slot_id, old.act_type, now)
-    if slot.id == old.slot_id:
+    target = await _target(session, slot_id, old.facility_id, old.act_type, now)
+    if target.slot.id == old.slot.id:
         raise ValidationError("C'est déjà le créneau de ce rendez-vous.", field="slot_id")
-    if slot.specialty_id != old.slot.specialty_id:
+    if target.slot.specialty_id != old.slot.specialty_id:
         raise ValidationError(
             "Le nouveau créneau doit être de la même spécialité.", field="slot_id"
         )
-    await _release_expired_hold(session, slot.id, now)
+    await _release_expired_hold(session, target, now)
     new_id = await _insert_booking(
         session,
         {
-            "slot_id": slot.id,
+            "slot_id": target.slot.id,
             "facility_id": old.facility_id,
             "booked_by_id": user.id if user.role is Role.STAFF else old.booked_by_id,
             "patient_ref": old.patient_ref,

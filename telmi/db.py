@@ -74,7 +74,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout, on every request. Connections are
+    # recycled instead, and a dropped one fails one request and is then discarded.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 
@@ -87,6 +89,14 @@ class Database:
         self.write_engine = self.engine.execution_options(**{_WRITE: True})
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        # SQLite round trips are in-process calls: its lookups keep the ordinary read session.
+        self._lookup = (
+            self._read
+            if url.startswith("sqlite")
+            else async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
+        )
 
     @property
     def dialect(self) -> str:
@@ -95,6 +105,13 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read() as session:
+            yield session
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A session for one read statement, without BEGIN/ROLLBACK round trips (per-request
+        authentication runs on every call; a single statement needs no transaction)."""
+        async with self._lookup() as session:
             yield session
 
     @asynccontextmanager

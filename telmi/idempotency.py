@@ -1,7 +1,8 @@
 """Idempotency keys: a retried request gets the first response and changes nothing more.
 
-The key row is inserted first, inside the same transaction as the work, so a concurrent
-twin blocks on the unique index until the first commits, then replays its response.
+A key is saved, with the response, in the transaction that did the work; a unique index on
+(user, key) makes the second of two concurrent twins fail, roll back, and replay the first.
+Keys are kept 24 hours; an expired key is overwritten by its next use.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi.errors import TelmiError, ValidationError
@@ -22,8 +24,8 @@ KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
 
 
-class KeyInFlight(Exception):
-    """Another transaction inserted the same key first; retry to replay its response."""
+class KeyTaken(Exception):
+    """The key was saved by an earlier (or concurrent) request: replay that one."""
 
 
 class MissingIdempotencyKey(TelmiError):
@@ -49,49 +51,62 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def begin(
+async def stored(
     session: AsyncSession, user_id: int, key: str, request_hash: str, *, now: datetime
 ) -> tuple[int, dict[str, Any]] | None:
-    """The stored response to replay, or None after reserving the key for this request."""
+    """The response saved under this key, None if there is none (or it expired)."""
     row = await session.scalar(
         select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
     )
-    if row is not None and row.expires_at > now:
-        if row.request_hash != request_hash:
-            raise ValidationError(
-                "Cette Idempotency-Key a déjà servi pour une autre requête.",
-                field="Idempotency-Key",
-                code="idempotency_key_reused",
-            )
-        return row.response_status, row.response_body
-    if row is not None:
-        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
-    try:
-        async with session.begin_nested():
-            session.add(
-                IdempotencyKey(
-                    user_id=user_id,
-                    key=key,
-                    request_hash=request_hash,
-                    response_status=0,
-                    response_body={},
-                    created_at=now,
-                    expires_at=now + KEEP_FOR,
-                )
-            )
-    except IntegrityError:
-        raise KeyInFlight() from None
-    return None
+    if row is None or row.expires_at <= now:
+        return None
+    if row.request_hash != request_hash:
+        raise ValidationError(
+            "Cette Idempotency-Key a déjà servi pour une autre requête.",
+            field="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    return row.response_status, row.response_body
 
 
-async def finish(
-    session: AsyncSession, user_id: int, key: str, status: int, body: dict[str, Any]
+def _upsert(dialect_insert: Any) -> Any:
+    """Insert the key, or take over its row if that row has expired; RETURNING tells which."""
+    table = IdempotencyKey.__table__
+    insert = dialect_insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.user_id, table.c.key],
+        set_={name: insert.excluded[name] for name in _REPLACED},
+        where=table.c.expires_at <= bindparam("now"),
+    ).returning(table.c.id)
+
+
+_REPLACED = ("request_hash", "response_status", "response_body", "created_at", "expires_at")
+_UPSERT = {"postgresql": _upsert(pg_insert), "sqlite": _upsert(sqlite_insert)}
+
+
+async def save(
+    session: AsyncSession,
+    user_id: int,
+    key: str,
+    request_hash: str,
+    status: int,
+    body: dict[str, Any],
+    *,
+    now: datetime,
 ) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        .values(response_status=status, response_body=body)
-    )
+    """Save the response under the key; raise KeyTaken if a live row already holds it."""
+    values = {
+        "user_id": user_id,
+        "key": key,
+        "request_hash": request_hash,
+        "response_status": status,
+        "response_body": body,
+        "created_at": now,
+        "expires_at": now + KEEP_FOR,
+    }
+    upsert = _UPSERT[session.get_bind().dialect.name]
+    if (await session.execute(upsert, {**values, "now": now})).first() is None:
+        raise KeyTaken()
 
 
 async def purge(session: AsyncSession, *, now: datetime) -> int:

@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
-from telmi import availability
+from telmi import availability, booking
 from telmi.db import Database
 from telmi.models import Booking, Role, Slot, SlotStatus, User
 
-from .factories import bearer, make_user
+from .factories import bearer, make_facility, make_user
 
 PARIS = ZoneInfo("Europe/Paris")
 # A Wednesday in May 2026, so Monday 25 May (Pentecost Monday, a public holiday) is ahead.
@@ -99,11 +99,7 @@ async def test_a_holiday_opening_rule_includes_pentecost_monday(
     assert _local((await _open_slots(db, specialist))[0]) == "2026-05-25 09:00"
 
 
-async def _book_first_slot(db: Database, specialist: User) -> Booking:
-    from telmi import booking
-
-    from .factories import make_facility
-
+async def _book_first_slot(db: Database, specialist: User) -> booking.BookingView:
     staff = await make_user(db, Role.STAFF, facility=await make_facility(db))
     first = (await _open_slots(db, specialist))[0]
     async with db.write() as session:
@@ -132,7 +128,7 @@ async def test_changing_a_rule_keeps_booked_slots_and_reports_them(
     report = (await changed.json())["slots"]
     assert [c["booking_id"] for c in report["conflicts"]] == [booked.id]
     slots = await _open_slots(db, specialist)
-    assert booked.slot_id in [s.id for s in slots]  # the booked 30-minute slot stays
+    assert booked.slot.id in [s.id for s in slots]  # the booked 30-minute slot stays
     # Other Mondays now have two 60-minute slots.
     june_8 = [s for s in slots if _local(s).startswith("2026-06-08")]
     assert [(_local(s)[-5:], (s.ends_at - s.starts_at).seconds // 60) for s in june_8] == [
@@ -160,7 +156,7 @@ async def test_deleting_a_rule_withdraws_free_slots_only(
     report = (await deleted.json())["slots"]
     assert report["withdrawn"] == created["slots"]["created"] - 1
     assert [c["booking_id"] for c in report["conflicts"]] == [booked.id]
-    assert [s.id for s in await _open_slots(db, specialist)] == [booked.slot_id]
+    assert [s.id for s in await _open_slots(db, specialist)] == [booked.slot.id]
     assert (await (await client.get("/api/availability/rules", headers=headers)).json())[
         "items"
     ] == []

@@ -87,6 +87,15 @@ class Server:
     base_url: str
     process: subprocess.Popen[bytes]
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, from /proc)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return float("nan")
+
 
 @contextmanager
 def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:

@@ -119,7 +119,7 @@ async def _identify(request: web.Request) -> None:
             raise AuthenticationRequired(
                 "En-tête Authorization invalide (attendu : Bearer <jeton>)."
             )
-        async with app[DB].read() as session:
+        async with app[DB].lookup() as session:
             user = await accounts.resolve_token(session, raw.strip(), now=now)
         if user is None:
             raise AuthenticationRequired(
@@ -131,7 +131,7 @@ async def _identify(request: web.Request) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return
-    async with app[DB].read() as session:
+    async with app[DB].lookup() as session:
         found = await accounts.resolve_session(
             session, cookie, now=now, policy=session_policy(app[SETTINGS])
         )

@@ -12,41 +12,18 @@ from telmi import booking, idempotency
 from telmi.availability import parse_date, parse_instant
 from telmi.errors import NotFound, ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
-from telmi.models import ActType, Booking, BookingStatus, Role
+from telmi.models import ActType, BookingStatus, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
 from telmi.web.http import client_address, read_json
+from telmi.web.idempotent import idempotent
 
 SEARCHERS = (Role.STAFF, Role.SPECIALIST, Role.ADMIN)
 CARERS = (Role.STAFF, Role.SPECIALIST)
 
 
-def booking_json(b: Booking) -> dict[str, Any]:
-    slot, specialist = b.slot, b.slot.specialist
-    return {
-        "id": b.id,
-        "status": b.status.value,
-        "act_type": b.act_type.value,
-        "patient_ref": b.patient_ref,
-        "patient_ins": b.patient_ins,
-        "reason": b.reason,
-        "slot": {
-            "id": slot.id,
-            "starts_at": slot.starts_at.isoformat(),
-            "ends_at": slot.ends_at.isoformat(),
-        },
-        "specialist": {
-            "id": specialist.id,
-            "name": specialist.full_name,
-            "specialty": specialist.specialty.code if specialist.specialty else None,
-        },
-        "facility": {"id": b.facility.id, "name": b.facility.name, "finess": b.facility.finess},
-        "hold_expires_at": b.hold_expires_at.isoformat() if b.hold_expires_at else None,
-        "created_at": b.created_at.isoformat(),
-        "cancelled_at": b.cancelled_at.isoformat() if b.cancelled_at else None,
-        "cancel_reason": b.cancel_reason,
-        "rescheduled_from_id": b.rescheduled_from_id,
-    }
+def booking_json(b: booking.BookingView) -> dict[str, Any]:
+    return b.as_json()
 
 
 def _when(value: str | None, name: str, request: web.Request) -> datetime | None:
@@ -130,25 +107,13 @@ async def create_booking(request: web.Request) -> web.Response:
     user = current_user(request)
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     body = await read_json(request)
-    request_hash = idempotency.fingerprint(request.method, request.path, body)
     now = request.app[CLOCK].now()
 
-    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        replay = await idempotency.begin(session, user.id, key, request_hash, now=now)
-        if replay is not None:
-            return replay
+    async def work(session: AsyncSession) -> dict[str, Any]:
         created = await booking.book(session, user, body, now=now, address=client_address(request))
-        response = booking_json(created)
-        await idempotency.finish(session, user.id, key, 201, response)
-        return 201, response
+        return booking_json(created)
 
-    for _ in range(3):
-        try:
-            status, response = await request.app[DB].run_write(work)
-            return web.json_response(response, status=status)
-        except idempotency.KeyInFlight:
-            continue  # the twin request committed first: replay its response
-    raise AssertionError("idempotency key stayed in flight")
+    return await idempotent(request, user, key, body, work, status=201)
 
 
 @roles(*CARERS)
