@@ -172,6 +172,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from telmi.bench import booking as bench
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # scratch migrations: not news
+
     if args.what == "booking":
         ok = asyncio.run(
             bench.bench_booking(

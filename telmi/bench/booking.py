@@ -177,7 +177,7 @@ async def _seed_slots(
 
 
 async def _seed_staff(
-    db: Database, facility_ids: list[int], count: int, password_hash: str
+    db: Database, facility_ids: list[int], count: int, password_hash: str, prefix: str = "staff"
 ) -> list[str]:
     """Staff members with one API token each; returns the tokens."""
     tokens: list[str] = []
@@ -187,7 +187,7 @@ async def _seed_staff(
             insert(User).returning(User.id),
             [
                 {
-                    "email": f"staff{i}@bench.telmi",
+                    "email": f"{prefix}{i}@bench.telmi",
                     "full_name": f"IDE {i}",
                     "role": Role.STAFF,
                     "facility_id": facility_ids[i % len(facility_ids)],
@@ -437,7 +437,7 @@ async def bench_search(
             )
             print(f"  {len(slot_ids):,} slots; booking 30 % of them")
             booked = random.sample(slot_ids, len(slot_ids) * 3 // 10)
-            owner_token = (await _seed_staff(db, facility_ids, 1, password_hash))[0]
+            owner_token = (await _seed_staff(db, facility_ids, 1, password_hash, "owner"))[0]
             async with db.write() as session:
                 user = await accounts.resolve_token(session, owner_token, now=datetime.now(UTC))
                 assert user is not None

@@ -7,7 +7,8 @@ from aiohttp import web
 from telmi.paths import STATIC_DIR
 from telmi.web import health
 from telmi.web.api import availability, bookings, directory, openapi, tokens
-from telmi.web.pages import admin, auth, home
+from telmi.web.pages import admin, agenda, appointments, auth, home
+from telmi.web.pages import availability as availability_page
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +20,34 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/login", auth.login, name="login_submit")
     add("POST", "/logout", auth.logout, name="logout")
     add("GET", "/admin", admin.admin, name="admin")
+
+    new, one = "/rendez-vous/nouveau", r"/rendez-vous/{booking_id:\d+}"
+    add("GET", new, appointments.search, name="booking_search")
+    add("GET", new + r"/{slot_id:\d+}", appointments.slot_form, name="booking_slot")
+    add("POST", new + r"/{slot_id:\d+}", appointments.book, name="booking_slot_submit")
+    add("POST", new + r"/{slot_id:\d+}/retenir", appointments.hold, name="booking_slot_hold")
+    add("GET", "/rendez-vous", appointments.bookings, name="bookings")
+    add("POST", one + "/annuler", appointments.cancel, name="booking_cancel")
+    add("GET", one + "/deplacer", appointments.move_form, name="booking_move")
+    add("POST", one + "/deplacer", appointments.move, name="booking_move_submit")
+    add("GET", "/agenda", agenda.week, name="agenda")
+
+    rule, absence = "/disponibilites/regles", "/disponibilites/absences"
+    add("GET", "/disponibilites", availability_page.show, name="availability")
+    add("POST", rule, availability_page.add_rule, name="availability_rule_add")
+    add(
+        "POST",
+        rule + r"/{rule_id:\d+}/supprimer",
+        availability_page.delete_rule,
+        name="availability_rule_delete",
+    )
+    add("POST", absence, availability_page.add_absence, name="availability_absence_add")
+    add(
+        "POST",
+        absence + r"/{absence_id:\d+}/supprimer",
+        availability_page.delete_absence,
+        name="availability_absence_delete",
+    )
 
     add("GET", "/api/openapi.json", openapi.openapi, name="api_openapi")
     add("GET", "/api/me", directory.me, name="api_me")

@@ -1,0 +1,42 @@
+"""The specialist's week: open slots and the bookings they carry, Monday to Sunday."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from telmi import agenda
+from telmi.availability import parse_date
+from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.models import Role
+from telmi.web.access import current_user, roles
+from telmi.web.http import client_address
+from telmi.web.pages.display import page_context
+from telmi.web.render import render
+
+
+@roles(Role.SPECIALIST)
+async def week(request: web.Request) -> web.Response:
+    """`?semaine=` is any day of the week wanted (links give its Monday); default this week."""
+    user, now, tz = current_user(request), request.app[CLOCK].now(), request.app[SETTINGS].tz
+    today = now.astimezone(tz).date()
+    raw = request.query.get("semaine")
+    monday = agenda.monday_of(parse_date(raw, "semaine") if raw else today)
+    days = await request.app[DB].run_write(
+        lambda session: agenda.week_of(
+            session, user, monday, tz, now=now, address=client_address(request)
+        )
+    )
+    here = request.app.router["agenda"].url_for()
+    context = page_context(
+        request,
+        days=days,
+        monday=monday,
+        today=today,
+        previous=here.with_query(semaine=(monday - timedelta(days=7)).isoformat()),
+        next=here.with_query(semaine=(monday + timedelta(days=7)).isoformat()),
+        this_week=here if monday != agenda.monday_of(today) else None,
+        empty=not any(day.entries for day in days),
+    )
+    return render(request, "agenda.html", context)

@@ -1,0 +1,106 @@
+"""HTML forms to the JSON-shaped bodies the services take.
+
+A form sends only strings: numbers, checkboxes and lists are converted here, so the services
+validate one shape whether a request came from the API or from a page. Conversion errors are
+`ValidationError`s naming the field, shown on the form like the services' own.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from telmi.errors import NotFound, ValidationError
+
+Form = MultiDictProxy[Any]
+
+
+def text(form: Form, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def integer(form: Form, name: str) -> int:
+    value = text(form, name)
+    if not value:
+        raise ValidationError(f"« {name} » est obligatoire.", field=name)
+    if not value.isdigit():
+        raise ValidationError(f"« {name} » doit être un nombre entier.", field=name)
+    return int(value)
+
+
+def path_id(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise NotFound() from None
+
+
+def booking_body(form: Form, slot_id: int) -> dict[str, Any]:
+    return {
+        "slot_id": slot_id,
+        "patient_ref": text(form, "patient_ref"),
+        "patient_ins": text(form, "patient_ins") or None,
+        "act_type": text(form, "act_type"),
+        "reason": text(form, "reason"),
+    }
+
+
+def rule_defaults(today: date) -> dict[str, Any]:
+    """What the add-rule form shows first: a Monday morning of 30-minute teleconsultations."""
+    return {
+        "weekday": "0",
+        "start": "09:00",
+        "end": "12:00",
+        "slot_minutes": "30",
+        "buffer_minutes": "0",
+        "act_types": ["teleconsultation"],
+        "valid_from": today.isoformat(),
+        "valid_until": "",
+        "open_on_public_holidays": False,
+    }
+
+
+def rule_values(form: Form) -> dict[str, Any]:
+    """The add-rule form as it was sent, to show it again with an error."""
+    names = ("weekday", "start", "end", "slot_minutes", "buffer_minutes")
+    return {
+        **{name: text(form, name) for name in (*names, "valid_from", "valid_until")},
+        "act_types": [v for v in form.getall("act_types", []) if isinstance(v, str)],
+        "open_on_public_holidays": "open_on_public_holidays" in form,
+    }
+
+
+def rule_body(form: Form) -> dict[str, Any]:
+    """The body of `availability.create_rule`: integers, a list of act types, a boolean."""
+    values = rule_values(form)
+    body: dict[str, Any] = {
+        "weekday": integer(form, "weekday"),
+        "start": values["start"],
+        "end": values["end"],
+        "slot_minutes": integer(form, "slot_minutes"),
+        "act_types": values["act_types"],
+        "open_on_public_holidays": values["open_on_public_holidays"],
+    }
+    if values["buffer_minutes"]:
+        body["buffer_minutes"] = integer(form, "buffer_minutes")
+    for name in ("valid_from", "valid_until"):
+        if values[name]:
+            body[name] = values[name]
+    return body
+
+
+def absence_values(form: Form) -> dict[str, str]:
+    return {name: text(form, name) for name in ("starts_at", "ends_at", "reason")}
+
+
+def absence_body(form: Form) -> dict[str, str]:
+    """`datetime-local` inputs carry no offset: the service reads them as local time."""
+    values = absence_values(form)
+    for name in ("starts_at", "ends_at"):
+        if not values[name]:
+            raise ValidationError(f"« {name} » est obligatoire.", field=name)
+    return values
