@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from telmi.models import ActType, FacilityCategory, Role
+from telmi.models import ActType, BookingStatus, FacilityCategory, Role
 
 LABELS: dict[enum.Enum, str] = {
     Role.STAFF: "Établissement",
@@ -21,6 +21,12 @@ LABELS: dict[enum.Enum, str] = {
     ActType.TELEASSISTANCE: "Téléassistance",
     ActType.REGULATION: "Régulation",
     ActType.TELESOIN: "Télésoin",
+    BookingStatus.HELD: "En cours de réservation",
+    BookingStatus.CONFIRMED: "Confirmé",
+    BookingStatus.CANCELLED: "Annulé",
+    BookingStatus.EXPIRED: "Expiré",
+    BookingStatus.COMPLETED: "Réalisé",
+    BookingStatus.NO_SHOW: "Non honoré",
 }
 
 

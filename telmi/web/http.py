@@ -10,7 +10,7 @@ from aiohttp import web
 
 from telmi.accounts import LoginPolicy, SessionPolicy
 from telmi.errors import MalformedBody, UnsupportedMediaType
-from telmi.keys import SETTINGS
+from telmi.keys import CLOCK, SETTINGS
 from telmi.settings import Settings
 
 
@@ -50,6 +50,16 @@ def client_address(request: web.Request) -> str:
         if forwarded:
             return forwarded.split(",")[0].strip()[:64]
     return (request.remote or "")[:64]
+
+
+def slot_timing(request: web.Request) -> dict[str, Any]:
+    """What the availability services need to place slots: now, the local zone, the horizon."""
+    settings = request.app[SETTINGS]
+    return {
+        "now": request.app[CLOCK].now(),
+        "tz": settings.tz,
+        "weeks": settings.slot_horizon_weeks,
+    }
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

@@ -8,11 +8,11 @@ from aiohttp import web
 
 from telmi import availability
 from telmi.errors import NotFound
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import CLOCK, DB
 from telmi.models import ActType, AvailabilityException, AvailabilityRule, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
-from telmi.web.http import read_json
+from telmi.web.http import read_json, slot_timing
 
 MANAGERS = (Role.SPECIALIST, Role.ADMIN)
 
@@ -50,15 +50,6 @@ def _id(request: web.Request, name: str) -> int:
         raise NotFound() from None
 
 
-def _context(request: web.Request) -> dict[str, Any]:
-    settings = request.app[SETTINGS]
-    return {
-        "now": request.app[CLOCK].now(),
-        "tz": settings.tz,
-        "weeks": settings.slot_horizon_weeks,
-    }
-
-
 @roles(*MANAGERS)
 async def list_rules(request: web.Request) -> web.Response:
     user = current_user(request)
@@ -77,7 +68,7 @@ async def create_rule(request: web.Request) -> web.Response:
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(session, user, body.get("specialist_id"))
         rule, report = await availability.create_rule(
-            session, user, specialist, body, **_context(request)
+            session, user, specialist, body, **slot_timing(request)
         )
         return {"rule": rule_json(rule), "slots": report.as_json()}
 
@@ -91,7 +82,7 @@ async def update_rule(request: web.Request) -> web.Response:
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(session, user, body.get("specialist_id"))
         rule, report = await availability.update_rule(
-            session, user, specialist, rule_id, body, **_context(request)
+            session, user, specialist, rule_id, body, **slot_timing(request)
         )
         return {"rule": rule_json(rule), "slots": report.as_json()}
 
@@ -107,7 +98,7 @@ async def delete_rule(request: web.Request) -> web.Response:
             session, user, request.query.get("specialist_id")
         )
         rule, report = await availability.delete_rule(
-            session, user, specialist, rule_id, **_context(request)
+            session, user, specialist, rule_id, **slot_timing(request)
         )
         return {"rule": rule_json(rule), "slots": report.as_json()}
 
@@ -117,7 +108,7 @@ async def delete_rule(request: web.Request) -> web.Response:
 @roles(*MANAGERS)
 async def preview_rule(request: web.Request) -> web.Response:
     body = await read_json(request)
-    periods = availability.preview(body, **_context(request))
+    periods = availability.preview(body, **slot_timing(request))
     return web.json_response(
         {
             "items": [
@@ -145,7 +136,7 @@ async def create_exception(request: web.Request) -> web.Response:
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(session, user, body.get("specialist_id"))
         row, report = await availability.create_exception(
-            session, user, specialist, body, **_context(request)
+            session, user, specialist, body, **slot_timing(request)
         )
         return {"exception": exception_json(row), "slots": report.as_json()}
 
@@ -161,7 +152,7 @@ async def delete_exception(request: web.Request) -> web.Response:
             session, user, request.query.get("specialist_id")
         )
         report = await availability.delete_exception(
-            session, user, specialist, exception_id, **_context(request)
+            session, user, specialist, exception_id, **slot_timing(request)
         )
         return {"slots": report.as_json()}
 

@@ -18,9 +18,10 @@ from yarl import URL
 from telmi import accounts, agenda, availability
 from telmi.availability import SyncReport
 from telmi.errors import TelmiError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Role, User
 from telmi.web.access import current_user, roles
+from telmi.web.http import slot_timing
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
@@ -39,15 +40,6 @@ def _who(request: web.Request) -> dict[str, str]:
 def _specialist_id(request: web.Request) -> int | None:
     who = _who(request)
     return int(who["specialiste"]) if who else None
-
-
-def _timing(request: web.Request) -> dict[str, Any]:
-    settings = request.app[SETTINGS]
-    return {
-        "now": request.app[CLOCK].now(),
-        "tz": settings.tz,
-        "weeks": settings.slot_horizon_weeks,
-    }
 
 
 def _report_query(report: SyncReport) -> dict[str, str]:
@@ -90,7 +82,7 @@ async def _page(
     rule: dict[str, Any] | None = None,
     absence: dict[str, str] | None = None,
 ) -> web.Response:
-    user, timing = current_user(request), _timing(request)
+    user, timing = current_user(request), slot_timing(request)
     report = _report(request)
     async with request.app[DB].read() as session:
         if user.role is Role.ADMIN and _specialist_id(request) is None:
@@ -150,7 +142,7 @@ async def add_rule(request: web.Request) -> web.Response:
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         body = forms.rule_body(form)
         _, report = await availability.create_rule(
-            session, user, specialist, body, **_timing(request)
+            session, user, specialist, body, **slot_timing(request)
         )
         return report
 
@@ -167,7 +159,7 @@ async def delete_rule(request: web.Request) -> web.Response:
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         _, report = await availability.delete_rule(
-            session, user, specialist, rule_id, **_timing(request)
+            session, user, specialist, rule_id, **slot_timing(request)
         )
         return report
 
@@ -181,7 +173,7 @@ async def add_absence(request: web.Request) -> web.Response:
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         body = forms.absence_body(form)
         _, report = await availability.create_exception(
-            session, user, specialist, body, **_timing(request)
+            session, user, specialist, body, **slot_timing(request)
         )
         return report
 
@@ -198,7 +190,7 @@ async def delete_absence(request: web.Request) -> web.Response:
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         return await availability.delete_exception(
-            session, user, specialist, absence_id, **_timing(request)
+            session, user, specialist, absence_id, **slot_timing(request)
         )
 
     raise await _apply(request, "absence_supprimee", change)

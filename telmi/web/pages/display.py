@@ -15,8 +15,8 @@ from aiohttp import web
 
 from telmi.errors import Conflict, TelmiError, ValidationError
 from telmi.keys import SETTINGS
-from telmi.labels import label
-from telmi.models import ActType, BookingStatus, act_types_of
+from telmi.labels import LABELS, label
+from telmi.models import ActType, act_types_of
 
 WEEKDAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 MONTHS = [
@@ -34,14 +34,6 @@ MONTHS = [
     "décembre",
 ]
 
-BOOKING_STATUS = {
-    BookingStatus.HELD: "En cours de réservation",
-    BookingStatus.CONFIRMED: "Confirmé",
-    BookingStatus.CANCELLED: "Annulé",
-    BookingStatus.EXPIRED: "Expiré",
-    BookingStatus.COMPLETED: "Réalisé",
-    BookingStatus.NO_SHOW: "Non honoré",
-}
 
 FIELD_LABELS = {
     "slot_id": "Créneau",
@@ -134,7 +126,7 @@ def page_context(request: web.Request, **context: Any) -> dict[str, Any]:
     """The helpers every page of this area uses, plus the page's own context."""
     return {
         "t": LocalTime(request.app[SETTINGS].tz),
-        "status_label": BOOKING_STATUS,
+        "status_label": LABELS,
         "act_label": act_label,
         "offered": act_types_of,
         "act_types": list(ActType),
