@@ -218,6 +218,23 @@ async def test_idempotent_replay_returns_the_first_response(
     assert await _all_bookings(db) == 1
 
 
+async def test_idempotency_keys_are_kept_a_day_then_reusable(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    headers = {**world["ha"], "Idempotency-Key": "daily"}
+    first = await client.post("/api/bookings", json=_body(world["slots"][0].id), headers=headers)
+    clock.advance(timedelta(hours=23))
+    later = await make_slot(db, world["specialist"], clock.now() + timedelta(days=3))
+    other_body = _body(later.id)
+    assert (await client.post("/api/bookings", json=other_body, headers=headers)).status == 422
+    replay = await client.post("/api/bookings", json=_body(world["slots"][0].id), headers=headers)
+    assert await replay.json() == await first.json()
+    clock.advance(timedelta(hours=2))  # 25 hours: the key may serve again
+    reused = await client.post("/api/bookings", json=other_body, headers=headers)
+    assert reused.status == 201 and (await reused.json())["slot"]["id"] == later.id
+    assert await _all_bookings(db) == 2
+
+
 async def test_concurrent_twins_with_one_key_create_one_booking(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:

@@ -1,0 +1,45 @@
+"""The write path survives what PostgreSQL throws at concurrent transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telmi.db import Database
+from telmi.models import Specialty
+
+from .factories import make_specialty
+
+
+async def test_a_deadlocked_transaction_is_retried_and_both_writers_finish(pg_db: Database) -> None:
+    first, second = await make_specialty(pg_db, "a"), await make_specialty(pg_db, "b")
+    attempts: list[str] = []
+    both_hold_one = asyncio.Barrier(2)
+
+    def writer(name: str, order: tuple[int, int]) -> Callable[[AsyncSession], Awaitable[None]]:
+        async def work(session: AsyncSession) -> None:
+            attempts.append(name)
+            await session.execute(text("SET LOCAL deadlock_timeout = '100ms'"))
+            for n, specialty_id in enumerate(order):
+                await session.execute(
+                    update(Specialty).where(Specialty.id == specialty_id).values(name=f"{name}{n}")
+                )
+                if n == 0 and attempts.count(name) == 1:
+                    await both_hold_one.wait()  # each holds one row and wants the other's
+
+        return work
+
+    await asyncio.wait_for(
+        asyncio.gather(
+            pg_db.run_write(writer("x", (first.id, second.id))),
+            pg_db.run_write(writer("y", (second.id, first.id))),
+        ),
+        timeout=30,
+    )
+    assert sorted(attempts) in (["x", "x", "y"], ["x", "y", "y"])  # exactly one retry
+    async with pg_db.read() as session:
+        names = set(await session.scalars(select(Specialty.name)))
+    assert names in ({"x0", "x1"}, {"y0", "y1"})
