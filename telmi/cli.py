@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         b.add_argument(
             "--postgres-url", help="server to create the scratch database on (default: local)"
         )
-        b.add_argument("--clients", type=int, default=100 if name == "booking" else 20)
+        b.add_argument("--clients", type=int, default=100 if name == "booking" else 1)
         if name == "booking":
             b.add_argument("--bookings", type=int, default=5000)
             b.add_argument("--contended-slots", type=int, default=20)
