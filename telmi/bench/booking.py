@@ -176,6 +176,13 @@ async def _seed_slots(
     return ids
 
 
+async def _analyze(db: Database) -> None:
+    """Fresh statistics, as a live database has them: without, the planner guesses (badly)."""
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("ANALYZE")
+
+
 async def _seed_staff(
     db: Database, facility_ids: list[int], count: int, password_hash: str, prefix: str = "staff"
 ) -> list[str]:
@@ -363,6 +370,7 @@ async def bench_booking(
                 label="slots",
             )
             tokens = await _seed_staff(db, facility_ids, clients, password_hash)
+            await _analyze(db)
         finally:
             await db.dispose()
         random.shuffle(slot_ids)
@@ -497,6 +505,7 @@ async def bench_search(
                         ],
                     )
             tokens = await _seed_staff(db, facility_ids, clients, password_hash)
+            await _analyze(db)
         finally:
             await db.dispose()
         rng = random.Random(7)
