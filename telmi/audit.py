@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from telmi.db import Executor
 from telmi.models import AuditEvent, User, utcnow
 
 # Built once, on the table: audit rows are written on hot paths and never read back.
@@ -15,7 +15,7 @@ _INSERT = insert(cast(Table, AuditEvent.__table__))
 
 
 async def record(
-    session: AsyncSession,
+    session: Executor,
     action: str,
     *,
     actor: User | None,

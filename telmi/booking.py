@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from telmi import audit
-from telmi.db import is_unique_violation
+from telmi.db import Executor, is_unique_violation
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ACT_BITS,
@@ -398,7 +398,7 @@ _TARGET = (
 
 
 async def _target(
-    session: AsyncSession, slot_id: Any, facility_id: int, act_type: ActType | None, now: datetime
+    session: Executor, slot_id: Any, facility_id: int, act_type: ActType | None, now: datetime
 ) -> _Target:
     """One query for the slot, its specialist, the caller's facility and any hold on it."""
     if isinstance(slot_id, bool) or not isinstance(slot_id, int):
@@ -421,7 +421,7 @@ async def _target(
     return target
 
 
-async def _release_expired_hold(session: AsyncSession, target: _Target, now: datetime) -> None:
+async def _release_expired_hold(session: Executor, target: _Target, now: datetime) -> None:
     if target.hold_id is None or target.hold_expires_at is None or target.hold_expires_at > now:
         return
     await session.execute(
@@ -435,7 +435,7 @@ _BOOKINGS = cast(Table, Booking.__table__)
 _INSERT = insert(_BOOKINGS).returning(_BOOKINGS.c.id)
 
 
-async def _insert_booking(session: AsyncSession, values: dict[str, Any]) -> int:
+async def _insert_booking(session: Executor, values: dict[str, Any]) -> int:
     """Insert an active booking; a second active booking for the slot is a SlotTaken.
 
     No savepoint: a SlotTaken ends the whole transaction anyway."""
@@ -470,7 +470,7 @@ def _new(booking_id: int, target: _Target, values: dict[str, Any]) -> BookingVie
 
 
 async def hold_slot(
-    session: AsyncSession,
+    session: Executor,
     user: User,
     slot_id: Any,
     *,
@@ -508,7 +508,7 @@ async def hold_slot(
 
 
 async def book(
-    session: AsyncSession,
+    session: Executor,
     user: User,
     body: dict[str, Any],
     *,

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telmi.db import Executor, dialect_name
 from telmi.errors import TelmiError, ValidationError
 from telmi.models import IdempotencyKey
 
@@ -85,7 +86,7 @@ _UPSERT = {"postgresql": _upsert(pg_insert), "sqlite": _upsert(sqlite_insert)}
 
 
 async def save(
-    session: AsyncSession,
+    session: Executor,
     user_id: int,
     key: str,
     request_hash: str,
@@ -104,7 +105,7 @@ async def save(
         "created_at": now,
         "expires_at": now + KEEP_FOR,
     }
-    upsert = _UPSERT[session.get_bind().dialect.name]
+    upsert = _UPSERT[dialect_name(session)]
     if (await session.execute(upsert, {**values, "now": now})).first() is None:
         raise KeyTaken()
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from telmi import idempotency
 from telmi.errors import Conflict, TelmiError
@@ -25,20 +25,20 @@ async def idempotent(
     user: User,
     key: str,
     body: Any,
-    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    work: Callable[[AsyncConnection], Awaitable[dict[str, Any]]],
     *,
     status: int,
 ) -> web.Response:
     db, now = request.app[DB], request.app[CLOCK].now()
     request_hash = idempotency.fingerprint(request.method, request.path, body)
 
-    async def run(session: AsyncSession) -> dict[str, Any]:
-        response = await work(session)
-        await idempotency.save(session, user.id, key, request_hash, status, response, now=now)
+    async def run(conn: AsyncConnection) -> dict[str, Any]:
+        response = await work(conn)
+        await idempotency.save(conn, user.id, key, request_hash, status, response, now=now)
         return response
 
     try:
-        return web.json_response(await db.run_write(run), status=status)
+        return web.json_response(await db.run_core_write(run), status=status)
     except (TelmiError, idempotency.KeyTaken) as failure:
         async with db.read() as session:
             stored = await idempotency.stored(session, user.id, key, request_hash, now=now)

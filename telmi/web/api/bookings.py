@@ -6,7 +6,7 @@ from datetime import datetime, time
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from telmi import booking, idempotency
 from telmi.availability import parse_date, parse_instant
@@ -109,8 +109,8 @@ async def create_booking(request: web.Request) -> web.Response:
     body = await read_json(request)
     now = request.app[CLOCK].now()
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        created = await booking.book(session, user, body, now=now, address=client_address(request))
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        created = await booking.book(conn, user, body, now=now, address=client_address(request))
         return booking_json(created)
 
     return await idempotent(request, user, key, body, work, status=201)
