@@ -1,4 +1,4 @@
-"""The `telmi` command: serve, migrate, seed, manage users and API tokens."""
+"""The `telmi` command: serve, migrate, seed, manage users and API tokens, verify the act log."""
 
 from __future__ import annotations
 
@@ -169,6 +169,30 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
         print(f"token {args.id} revoked")
 
 
+def cmd_acts(settings: Settings, args: argparse.Namespace) -> None:
+    from telmi import acts
+    from telmi.bench.common import progress
+
+    async def verify(db: Database) -> acts.Verdict:
+        async with db.read() as session:
+            return await acts.verify(
+                session, progress=lambda done, total: progress("acts checked", done, total)
+            )
+
+    verdict = _run(settings, verify)
+    if verdict.broken_id is not None:
+        raise CliError(
+            f"act chain broken at act {verdict.broken_id}: {verdict.problem} "
+            f"({verdict.checked} acts before it are intact)"
+        )
+    if verdict.rollup_mismatches:
+        raise CliError(
+            f"the chain of {verdict.checked} acts is intact, but {verdict.rollup_mismatches} "
+            "cells of the monthly rollup differ from the log"
+        )
+    print(f"act chain intact: {verdict.checked} acts; monthly rollup matches the log")
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from telmi.bench import booking as bench
 
@@ -245,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub.add_parser("list", help="list a user's tokens").add_argument("email")
     token_sub.add_parser("revoke", help="revoke a token by id").add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
+
+    acts = sub.add_parser("acts", help="the act log")
+    acts_sub = acts.add_subparsers(dest="action", required=True)
+    acts_sub.add_parser("verify", help="recompute the hash chain and check the rollup")
+    acts.set_defaults(func=cmd_acts)
 
     bench = sub.add_parser("bench", help="benchmarks against a scratch database and a real server")
     bench_sub = bench.add_subparsers(dest="what", required=True)

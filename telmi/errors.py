@@ -9,6 +9,7 @@ class TelmiError(Exception):
     status = 400
     code = "bad_request"
     message = "Requête invalide."
+    field: str | None = None  # the input field at fault, when there is one
 
     def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         self.message = message or self.message

@@ -559,15 +559,32 @@ class ExpertiseAttachment(Base):
 
 
 class Act(Base):
-    """One medical act, append-only, its dimensions copied at write time, hash-chained."""
+    """One medical act, append-only, its dimensions copied at write time, hash-chained.
+
+    A correction is a second row with `sign` -1 that names the act it cancels and repeats its
+    dimensions, so every count is a plain SUM(sign) and history is never rewritten."""
 
     __tablename__ = "acts"
-    __table_args__ = (Index("ix_acts_occurred_at", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_acts_occurred_on", "occurred_on"),
+        CheckConstraint("sign IN (1, -1)", name="sign"),
+        CheckConstraint("(sign = -1) = (cancels_act_id IS NOT NULL)", name="cancel_has_original"),
+        CheckConstraint("duration_seconds >= 0", name="duration"),
+        CheckConstraint(
+            "requester_rpps IS NOT NULL OR requester_id IS NOT NULL", name="requester_known"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
     occurred_at: Mapped[datetime]
-    duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # The local (Europe/Paris) calendar of the act, fixed at write time for grouping.
+    occurred_on: Mapped[date] = mapped_column(Date)
+    month: Mapped[int] = mapped_column(Integer)  # yyyymm
+    iso_week: Mapped[int] = mapped_column(Integer)  # yyyyww (ISO year and week)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    sign: Mapped[int] = mapped_column(Integer, default=1)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
     facility_finess: Mapped[str] = mapped_column(String(9))
     facility_category: Mapped[FacilityCategory] = mapped_column(
         _enum(FacilityCategory, "facility_category")
@@ -576,17 +593,43 @@ class Act(Base):
     departement_code: Mapped[str] = mapped_column(String(3))
     region_code: Mapped[str] = mapped_column(String(3))
     requester_role: Mapped[str] = mapped_column(String(40))
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     requester_rpps: Mapped[str | None] = mapped_column(String(11))
+    specialist_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     specialist_rpps: Mapped[str | None] = mapped_column(String(11))
     specialty_code: Mapped[str] = mapped_column(String(40))
-    source_key: Mapped[str] = mapped_column(String(80), unique=True)
+    source_key: Mapped[str] = mapped_column(String(120), unique=True)
     patient_key: Mapped[str] = mapped_column(String(64))
     patient_consent: Mapped[bool] = mapped_column(Boolean)
     incidents: Mapped[str] = mapped_column(String(500), default="")
-    cancels_act_id: Mapped[int | None] = mapped_column(ForeignKey("acts.id"))
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancels_act_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("acts.id"), unique=True
+    )
+    note: Mapped[str] = mapped_column(String(500), default="")
+    recorded_at: Mapped[datetime]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ActMonth(Base):
+    """Rollup of the act log: net acts and duration per month and dimension cell.
+
+    Written in the transaction that appends the act, so it always equals the log's sums."""
+
+    __tablename__ = "act_months"
+
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    departement_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    facility_category: Mapped[FacilityCategory] = mapped_column(
+        _enum(FacilityCategory, "facility_category"), primary_key=True
+    )
+    facility_finess: Mapped[str] = mapped_column(String(9), primary_key=True)
+    specialty_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    acts: Mapped[int] = mapped_column(Integer)
+    duration_seconds: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditEvent(Base):

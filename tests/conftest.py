@@ -134,6 +134,18 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """SQLite alone, for what a test can only do there (raw tampering PostgreSQL refuses)."""
+    path = tmp_path / "telmi.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
 async def pg_db(postgres_main: str) -> AsyncIterator[Database]:
     """PostgreSQL alone, for what only PostgreSQL enforces."""
     database = Database(postgres_main)

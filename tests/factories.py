@@ -5,15 +5,17 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import accounts
+from telmi import accounts, acts
 from telmi.db import Database
 from telmi.demo import finess_for, rpps_for
 from telmi.models import (
+    Act,
     ActType,
     Departement,
     Facility,
@@ -166,3 +168,48 @@ async def page_csrf(client: TestClient, path: str = "/") -> str:
     """The CSRF token of the signed-in session, as a page would embed it."""
     response = await client.get(path)
     return csrf_from(await response.text())
+
+
+TEST_SECRET_FOR_KEYS = "test-patient-key-secret"
+
+
+async def make_act(
+    db: Database,
+    *,
+    facility: Facility,
+    specialist: User,
+    occurred_at: datetime,
+    act_type: ActType = ActType.TELECONSULTATION,
+    patient: str = "RES-1",
+    minutes: int = 20,
+    requester_rpps: str | None = None,
+    specialty: str | None = None,
+    source_key: str | None = None,
+) -> Act:
+    """An act appended through the log's one entry point, as a completing service would."""
+    async with db.write() as session:
+        specialty_code = specialty or await session.scalar(
+            select(Specialty.code).where(Specialty.id == specialist.specialty_id)
+        )
+        return await acts.append(
+            session,
+            acts.NewAct(
+                act_type=act_type,
+                occurred_at=occurred_at,
+                duration_seconds=minutes * 60,
+                facility_id=facility.id,
+                requester_role="infirmier",
+                requester_rpps=requester_rpps or rpps_for(900 + facility.id),
+                specialist_id=specialist.id,
+                specialist_rpps=specialist.rpps,
+                specialty_code=str(specialty_code),
+                source_key=source_key or f"test:{next(_seq)}",
+                patient_key=acts.patient_key(
+                    TEST_SECRET_FOR_KEYS, finess=facility.finess, patient_ref=patient
+                ),
+                patient_consent=True,
+            ),
+            now=datetime.now(UTC),
+            tz=ZoneInfo("Europe/Paris"),
+            recorded_by=None,
+        )

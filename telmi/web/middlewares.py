@@ -15,7 +15,6 @@ from telmi.errors import (
     Forbidden,
     TelmiError,
     Throttled,
-    ValidationError,
 )
 from telmi.keys import AUTH_METHOD, CLOCK, DB, SETTINGS, USER, WEB_SESSION
 from telmi.web import csrf
@@ -87,10 +86,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _render_error(
             request, exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}
         )
-    except ValidationError as exc:
-        return _render_error(request, exc.status, exc.code, exc.message, field=exc.field)
     except TelmiError as exc:
-        return _render_error(request, exc.status, exc.code, exc.message)
+        return _render_error(request, exc.status, exc.code, exc.message, field=exc.field)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

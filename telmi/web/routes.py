@@ -6,7 +6,7 @@ from aiohttp import web
 
 from telmi.paths import STATIC_DIR
 from telmi.web import health
-from telmi.web.api import availability, bookings, directory, openapi, tokens
+from telmi.web.api import acts, availability, bookings, directory, openapi, stats, tokens
 from telmi.web.pages import admin, agenda, appointments, auth, home
 from telmi.web.pages import availability as availability_page
 
@@ -89,5 +89,11 @@ def setup_routes(app: web.Application) -> None:
         bookings.reschedule_booking,
         name="api_booking_reschedule",
     )
+
+    add("GET", "/api/acts", acts.list_acts, name="api_acts")
+    add("POST", "/api/acts", acts.create_act, name="api_acts_create")
+    add("POST", r"/api/acts/{act_id}/cancel", acts.cancel_act, name="api_act_cancel")
+    add("GET", "/api/stats/acts", stats.acts_stats, name="api_stats_acts")
+    add("GET", "/api/stats/monthly-report", stats.monthly_report, name="api_stats_monthly")
 
     app.router.add_static("/static", STATIC_DIR, name="static")

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from telmi.web.access import public
-from telmi.web.api import availability, bookings, directory, tokens
+from telmi.web.api import acts, availability, bookings, directory, stats, tokens
 
-MODULES = (directory, tokens, availability, bookings)
+MODULES = (directory, tokens, availability, bookings, acts, stats)
 
 ERROR = {
     "type": "object",

@@ -1,0 +1,436 @@
+"""The act log: append and read, never update or delete.
+
+Every act is one row whose hash covers its content and the previous row's hash, so any
+edit, deletion or insertion in the middle breaks the chain, and `verify` names the first
+broken row. A mistake is corrected by appending a cancelling entry (sign -1) that repeats
+the original's dimensions. Appends are serialised (an advisory lock on PostgreSQL, the
+write lock on SQLite) so the chain stays linear under concurrent requests; the monthly
+rollup is updated in the same transaction, so it always equals the log.
+
+Dimensions (facility category, département, region, specialty) are copied at write time:
+editing a facility later does not rewrite history. No name, no INS: the patient appears
+only as a keyed hash, enough to count distinct patients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telmi.db import Executor, dialect_name, is_unique_violation
+from telmi.errors import Conflict, NotFound, ValidationError
+from telmi.models import (
+    Act,
+    ActMonth,
+    ActType,
+    Departement,
+    Facility,
+    Region,
+    Role,
+    Specialty,
+    User,
+)
+
+GENESIS = "0" * 64
+# Any constant works; it only has to be the same for every Telmi process on the database.
+CHAIN_LOCK = 0x7E1A_C75
+REQUESTER_ROLES = (
+    "medecin",
+    "infirmier",
+    "aide_soignant",
+    "pharmacien",
+    "psychologue",
+    "reeducation",
+    "personnel_etablissement",
+)
+MAX_DURATION_SECONDS = 24 * 3600
+
+# Hashed columns, in a fixed order: changing it would invalidate every stored chain.
+HASHED = (
+    "act_type",
+    "occurred_at",
+    "occurred_on",
+    "month",
+    "iso_week",
+    "duration_seconds",
+    "sign",
+    "facility_id",
+    "facility_finess",
+    "facility_category",
+    "facility_category_code",
+    "departement_code",
+    "region_code",
+    "requester_role",
+    "requester_id",
+    "requester_rpps",
+    "specialist_id",
+    "specialist_rpps",
+    "specialty_code",
+    "source_key",
+    "patient_key",
+    "patient_consent",
+    "incidents",
+    "cancels_act_id",
+    "note",
+    "recorded_at",
+    "recorded_by_id",
+)
+
+_ACTS = cast(Table, Act.__table__)
+_MONTHS = cast(Table, ActMonth.__table__)
+
+
+class DuplicateSource(Conflict):
+    code = "duplicate_source"
+    field = "source_key"
+    message = "Un acte a déjà été enregistré pour cette source."
+
+
+class AlreadyCancelled(Conflict):
+    code = "act_already_cancelled"
+    message = "Cet acte a déjà été annulé."
+
+
+def patient_key(secret: str, *, finess: str, patient_ref: str, ins: str | None = None) -> str:
+    """A keyed hash standing for the patient: the same patient gives the same key, and the
+    key gives back nothing without the server secret. The INS, when known, identifies the
+    patient across facilities; otherwise the facility's own reference does, within it."""
+    subject = f"ins:{ins}" if ins else f"ref:{finess}:{patient_ref.strip()}"
+    key = hmac.new(secret.encode(), b"telmi patient key v1", hashlib.sha256).digest()
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, ActType | str):
+        return str(value)
+    return value
+
+
+def chain_hash(prev_hash: str, values: dict[str, Any]) -> str:
+    payload = json.dumps(
+        [prev_hash, [_canonical(values[name]) for name in HASHED]],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewAct:
+    """What the service completing an act knows about it; the log adds the rest."""
+
+    act_type: ActType
+    occurred_at: datetime
+    duration_seconds: int
+    facility_id: int
+    requester_role: str
+    specialty_code: str
+    source_key: str
+    patient_key: str
+    patient_consent: bool
+    requester_id: int | None = None
+    requester_rpps: str | None = None
+    specialist_id: int | None = None
+    specialist_rpps: str | None = None
+    incidents: str = ""
+
+
+def local_calendar(at: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The act's local date, month (yyyymm) and ISO week (yyyyww), fixed at write time."""
+    day = at.astimezone(tz).date()
+    iso = day.isocalendar()
+    return {
+        "occurred_on": day,
+        "month": day.year * 100 + day.month,
+        "iso_week": iso.year * 100 + iso.week,
+    }
+
+
+async def _lock_chain(session: Executor) -> str:
+    """Serialise appenders and return the hash the next act chains to."""
+    if dialect_name(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    last = await session.scalar(select(Act.hash).order_by(Act.id.desc()).limit(1))
+    return last or GENESIS
+
+
+def _rollup_upsert(dialect: str) -> Any:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(_MONTHS)
+    return stmt.on_conflict_do_update(
+        index_elements=list(_MONTHS.primary_key.columns),
+        set_={
+            "acts": _MONTHS.c.acts + stmt.excluded.acts,
+            "duration_seconds": _MONTHS.c.duration_seconds + stmt.excluded.duration_seconds,
+        },
+    )
+
+
+_ROLLUP = {name: _rollup_upsert(name) for name in ("postgresql", "sqlite")}
+
+
+async def _write(session: Executor, values: dict[str, Any]) -> int:
+    """Chain, insert and roll up one entry; the caller holds the write transaction."""
+    values["prev_hash"] = await _lock_chain(session)
+    if await session.scalar(select(Act.id).where(Act.source_key == values["source_key"])):
+        raise DuplicateSource()
+    values["hash"] = chain_hash(values["prev_hash"], values)
+    try:
+        act_id = (await session.execute(insert(_ACTS).returning(_ACTS.c.id), values)).scalar_one()
+    except IntegrityError as exc:
+        if is_unique_violation(exc) and "cancels_act_id" in str(exc.orig):
+            raise AlreadyCancelled() from None
+        if is_unique_violation(exc):
+            raise DuplicateSource() from None
+        raise
+    await session.execute(
+        _ROLLUP[dialect_name(session)],
+        {
+            "month": values["month"],
+            "act_type": values["act_type"],
+            "region_code": values["region_code"],
+            "departement_code": values["departement_code"],
+            "facility_category": values["facility_category"],
+            "facility_finess": values["facility_finess"],
+            "specialty_code": values["specialty_code"],
+            "acts": values["sign"],
+            "duration_seconds": values["sign"] * values["duration_seconds"],
+        },
+    )
+    return int(act_id)
+
+
+def _check(new: NewAct) -> None:
+    if new.occurred_at.tzinfo is None:
+        raise ValidationError("« occurred_at » doit porter un fuseau horaire.", field="occurred_at")
+    if not 0 <= new.duration_seconds <= MAX_DURATION_SECONDS:
+        raise ValidationError(
+            "« duration_seconds » : entre 0 et 24 heures.", field="duration_seconds"
+        )
+    if new.requester_role not in REQUESTER_ROLES:
+        raise ValidationError(
+            f"« requester_role » vaut l'un de : {', '.join(REQUESTER_ROLES)}.",
+            field="requester_role",
+        )
+    if new.requester_id is None and not new.requester_rpps:
+        raise ValidationError("Le professionnel requérant est inconnu.", field="requester_rpps")
+    if not new.source_key or len(new.source_key) > 120:
+        raise ValidationError("« source_key » : 1 à 120 caractères.", field="source_key")
+    if len(new.incidents) > 500:
+        raise ValidationError("« incidents » : 500 caractères au plus.", field="incidents")
+
+
+async def append(
+    session: Executor,
+    new: NewAct,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    recorded_by: User | None,
+) -> Act:
+    """The one way an act enters the log, exactly once per source.
+
+    Raises DuplicateSource if the source already has its act (so a retried completion,
+    or two processes completing the same consultation, log it once)."""
+    _check(new)
+    row = (
+        await session.execute(
+            select(Facility, Region.code)
+            .join(Departement, Departement.code == Facility.departement_code)
+            .join(Region, Region.id == Departement.region_id)
+            .where(Facility.id == new.facility_id)
+        )
+    ).first()
+    if row is None:
+        raise ValidationError("Établissement inconnu.", field="facility_finess")
+    facility, region_code = row
+    if (
+        await session.scalar(select(Specialty.id).where(Specialty.code == new.specialty_code))
+        is None
+    ):
+        raise ValidationError("Spécialité inconnue.", field="specialty")
+    values: dict[str, Any] = {
+        "act_type": ActType(new.act_type),
+        "occurred_at": new.occurred_at.astimezone(UTC),
+        **local_calendar(new.occurred_at, tz),
+        "duration_seconds": new.duration_seconds,
+        "sign": 1,
+        "facility_id": facility.id,
+        "facility_finess": facility.finess,
+        "facility_category": facility.category.value,
+        "facility_category_code": facility.finess_category_code,
+        "departement_code": facility.departement_code,
+        "region_code": region_code,
+        "requester_role": new.requester_role,
+        "requester_id": new.requester_id,
+        "requester_rpps": new.requester_rpps,
+        "specialist_id": new.specialist_id,
+        "specialist_rpps": new.specialist_rpps,
+        "specialty_code": new.specialty_code,
+        "source_key": new.source_key,
+        "patient_key": new.patient_key,
+        "patient_consent": new.patient_consent,
+        "incidents": new.incidents,
+        "cancels_act_id": None,
+        "note": "",
+        "recorded_at": now.astimezone(UTC),
+        "recorded_by_id": recorded_by.id if recorded_by else None,
+    }
+    act_id = await _write(session, values)
+    return Act(id=act_id, **values)
+
+
+def may_cancel(user: User, act: Act) -> bool:
+    return user.role is Role.ADMIN or (
+        user.role is Role.SPECIALIST and act.specialist_id == user.id
+    )
+
+
+async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: datetime) -> Act:
+    """Append the entry that cancels act `act_id` (the original stays, as history)."""
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason or len(reason) > 500:
+        raise ValidationError("Motif d'annulation requis (500 caractères au plus).", field="reason")
+    original = await session.scalar(select(Act).where(Act.id == act_id))
+    if original is None or not may_cancel(by, original):
+        raise NotFound(f"Acte {act_id} introuvable.")
+    if original.sign != 1:
+        raise ValidationError("Une annulation ne s'annule pas.", field="act_id")
+    values = {name: getattr(original, name) for name in HASHED}
+    values.update(
+        {
+            "act_type": original.act_type.value,
+            "facility_category": original.facility_category.value,
+            "sign": -1,
+            "source_key": f"cancel:{original.id}",
+            "cancels_act_id": original.id,
+            "incidents": "",
+            "note": reason,
+            "recorded_at": now.astimezone(UTC),
+            "recorded_by_id": by.id,
+        }
+    )
+    if await session.scalar(select(Act.id).where(Act.cancels_act_id == original.id)):
+        raise AlreadyCancelled()
+    try:
+        act_id = await _write(session, values)
+    except DuplicateSource:
+        raise AlreadyCancelled() from None
+    return Act(id=act_id, **values)
+
+
+async def get(session: AsyncSession, act_id: int) -> Act:
+    act = await session.scalar(select(Act).where(Act.id == act_id))
+    if act is None:
+        raise NotFound(f"Acte {act_id} introuvable.")
+    return act
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    start: date | None,
+    end: date | None,
+    after_id: int,
+    limit: int,
+    specialist_id: int | None = None,
+) -> list[Act]:
+    """Acts in id order (the chain's order), from a date range, for admins and specialists."""
+    query = select(Act).where(Act.id > after_id).order_by(Act.id).limit(limit)
+    if start is not None:
+        query = query.where(Act.occurred_on >= start)
+    if end is not None:
+        query = query.where(Act.occurred_on < end)
+    if specialist_id is not None:
+        query = query.where(Act.specialist_id == specialist_id)
+    return list(await session.scalars(query))
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checked: int
+    broken_id: int | None = None
+    problem: str = ""
+    rollup_mismatches: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_id is None and self.rollup_mismatches == 0
+
+
+async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
+    after = 0
+    columns = [_ACTS.c.id, _ACTS.c.prev_hash, _ACTS.c.hash, *(_ACTS.c[n] for n in HASHED)]
+    while True:
+        rows = (
+            await session.execute(
+                select(*columns).where(_ACTS.c.id > after).order_by(_ACTS.c.id).limit(batch)
+            )
+        ).all()
+        if not rows:
+            return
+        for r in rows:
+            yield r
+        after = rows[-1].id
+
+
+async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = None) -> Verdict:
+    """Recompute the chain from the first act; name the first entry whose hash is wrong or
+    whose link to its predecessor is. Then check the rollup against the log's sums."""
+    total = int(await session.scalar(select(func.count()).select_from(Act)) or 0)
+    expected_prev, checked = GENESIS, 0
+    async for r in _rows(session, batch):
+        values = dict(r._mapping)
+        if r.prev_hash != expected_prev:
+            return Verdict(checked, r.id, "le lien vers l'acte précédent est rompu")
+        if chain_hash(r.prev_hash, values) != r.hash:
+            return Verdict(checked, r.id, "le contenu ne correspond plus à son empreinte")
+        expected_prev, checked = r.hash, checked + 1
+        if progress is not None and checked % batch == 0:
+            progress(checked, total)
+    if progress is not None:
+        progress(checked, total)
+    return Verdict(checked, rollup_mismatches=await _rollup_mismatches(session))
+
+
+async def _rollup_mismatches(session: AsyncSession) -> int:
+    """Cells where the monthly rollup differs from the log's own sums."""
+    keys = [_ACTS.c[c.name] for c in _MONTHS.primary_key.columns]
+    from_log = (
+        select(
+            *keys,
+            func.sum(_ACTS.c.sign).label("acts"),
+            func.sum(_ACTS.c.sign * _ACTS.c.duration_seconds).label("duration_seconds"),
+        )
+        .group_by(*keys)
+        .subquery()
+    )
+    log_cells = {
+        tuple(r[:-2]): (int(r[-2]), int(r[-1])) for r in (await session.execute(select(from_log)))
+    }
+    rollup_cells = {
+        tuple(r[:-2]): (int(r[-2]), int(r[-1]))
+        for r in await session.execute(select(_MONTHS))
+        if r[-2] != 0 or r[-1] != 0
+    }
+    log_cells = {k: v for k, v in log_cells.items() if v != (0, 0)}
+    return sum(log_cells.get(k) != rollup_cells.get(k) for k in log_cells.keys() | rollup_cells)

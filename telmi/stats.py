@@ -1,0 +1,412 @@
+"""Regional statistics over the act log: counts, distinct patients, durations, growth.
+
+Only aggregates leave this module. Acts and durations are sums, so whole months come from
+the monthly rollup (written with each act) and only the partial months at the edges of a
+range are summed from the log; distinct patients and professionals are not additive and
+are always counted on the log. A cancelled act nets out (sign -1 with the same
+dimensions), and a patient counts only where their net acts are positive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Select, String, Table, and_, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telmi.availability import parse_date
+from telmi.errors import ValidationError
+from telmi.models import Act, ActMonth, ActType, FacilityCategory
+
+TIME_KEYS = ("year", "quarter", "month", "week")
+DIMENSIONS = ("region", "departement", "facility_category", "facility", "specialty", "act_type")
+GROUP_KEYS = TIME_KEYS + DIMENSIONS
+MEASURES = ("acts", "patients", "duration")
+DEFAULT_THRESHOLD = 11
+_COLUMNS = {
+    "region": "region_code",
+    "departement": "departement_code",
+    "facility_category": "facility_category",
+    "facility": "facility_finess",
+    "specialty": "specialty_code",
+    "act_type": "act_type",
+}
+_FILTER_PATTERNS = {
+    "region": re.compile(r"^\d{2,3}$"),
+    "departement": re.compile(r"^(\d{2,3}|2[AB])$"),
+    "facility": re.compile(r"^[0-9AB]{9}$"),
+    "specialty": re.compile(r"^[a-z0-9-]{1,40}$"),
+}
+_ENUMS: dict[str, type[ActType] | type[FacilityCategory]] = {
+    "act_type": ActType,
+    "facility_category": FacilityCategory,
+}
+_ACTS: Table = Act.__table__  # type: ignore[assignment]
+_MONTHS: Table = ActMonth.__table__  # type: ignore[assignment]
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    start: date
+    end: date  # exclusive
+    group_by: tuple[str, ...] = ()
+    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    measures: tuple[str, ...] = MEASURES
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+    def year_before(self) -> Query:
+        return replace(self, start=_years_back(self.start), end=_years_back(self.end))
+
+
+@dataclass
+class Cell:
+    acts: int = 0
+    duration_seconds: int = 0
+    patients: int | None = None
+
+
+@dataclass
+class Row:
+    keys: dict[str, Any]
+    current: Cell
+    previous: Cell
+
+    @property
+    def growth(self) -> float | None:
+        if self.previous.acts <= 0:
+            return None
+        return (self.current.acts - self.previous.acts) / self.previous.acts
+
+
+@dataclass
+class Result:
+    query: Query
+    rows: list[Row]
+    total: Row
+
+
+def _years_back(day: date) -> date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _list(params: Mapping[str, str], name: str) -> list[str]:
+    return [v.strip() for v in params.get(name, "").split(",") if v.strip()]
+
+
+def parse(params: Mapping[str, str], *, today: date, extra: Sequence[str] = ()) -> Query:
+    """Read a query string; every mistake names its parameter."""
+    allowed = {"group_by", "from", "to", "measures", *DIMENSIONS, *extra}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"Paramètre inconnu : « {unknown[0]} ». Filtres possibles : {', '.join(DIMENSIONS)}.",
+            field=unknown[0],
+        )
+    group_by = _list(params, "group_by")
+    for name in group_by:
+        if name not in GROUP_KEYS:
+            raise ValidationError(
+                f"Regroupement inconnu « {name} » ; possibles : {', '.join(GROUP_KEYS)}.",
+                field="group_by",
+            )
+    if len(set(group_by)) != len(group_by):
+        raise ValidationError("Regroupement en double.", field="group_by")
+    if len([k for k in group_by if k in TIME_KEYS]) > 1:
+        raise ValidationError(
+            "Une seule période de regroupement (year, quarter, month ou week).", field="group_by"
+        )
+    start = parse_date(params["from"], "from") if params.get("from") else date(today.year, 1, 1)
+    last = parse_date(params["to"], "to") if params.get("to") else today
+    if last < start:
+        raise ValidationError("« to » précède « from ».", field="to")
+    if start.year < 2000 or last.year > today.year + 1:
+        raise ValidationError("Période hors des bornes (2000 à l'an prochain).", field="from")
+    filters: dict[str, tuple[str, ...]] = {}
+    for name in DIMENSIONS:
+        values = _list(params, name)
+        if not values and name in params:
+            raise ValidationError(f"Filtre « {name} » vide.", field=name)
+        for value in values:
+            enum_type = _ENUMS.get(name)
+            valid = (
+                value in {m.value for m in enum_type}
+                if enum_type
+                else bool(_FILTER_PATTERNS[name].match(value))
+            )
+            if not valid:
+                raise ValidationError(
+                    f"Valeur « {value[:40]} » invalide pour « {name} ».", field=name
+                )
+        if values:
+            filters[name] = tuple(values)
+    measures = tuple(_list(params, "measures")) or MEASURES
+    for name in measures:
+        if name not in MEASURES:
+            raise ValidationError(
+                f"Mesure inconnue « {name} » ; possibles : {', '.join(MEASURES)}.",
+                field="measures",
+            )
+    return Query(start, last + timedelta(days=1), tuple(group_by), filters, measures)
+
+
+# --- SQL ----------------------------------------------------------------------------------------
+
+
+def _yyyymm(day: date) -> int:
+    return day.year * 100 + day.month
+
+
+def _key_expr(table: Table, key: str) -> ColumnElement[Any]:
+    if key == "year":
+        return table.c.month // 100
+    if key == "quarter":
+        return (table.c.month // 100) * 10 + ((table.c.month % 100) - 1) // 3 + 1
+    if key == "month":
+        return table.c.month
+    if key == "week":
+        return table.c.iso_week
+    return table.c[_COLUMNS[key]]
+
+
+def _filters(table: Table, query: Query) -> list[ColumnElement[bool]]:
+    return [table.c[_COLUMNS[name]].in_(values) for name, values in query.filters.items()]
+
+
+def _log_range(start: date, end: date) -> ColumnElement[bool]:
+    return and_(_ACTS.c.occurred_on >= start, _ACTS.c.occurred_on < end)
+
+
+def _sums_on_log(query: Query, start: date, end: date) -> Select[Any]:
+    keys = [_key_expr(_ACTS, k) for k in query.group_by]
+    return (
+        select(
+            *keys,
+            func.sum(_ACTS.c.sign),
+            func.sum(_ACTS.c.sign * _ACTS.c.duration_seconds),
+        )
+        .where(_log_range(start, end), *_filters(_ACTS, query))
+        .group_by(*keys)
+    )
+
+
+def _sums_on_rollup(query: Query, first_month: int, end_month: int) -> Select[Any]:
+    keys = [_key_expr(_MONTHS, k) for k in query.group_by]
+    return (
+        select(*keys, func.sum(_MONTHS.c.acts), func.sum(_MONTHS.c.duration_seconds))
+        .where(
+            _MONTHS.c.month >= first_month,
+            _MONTHS.c.month < end_month,
+            *_filters(_MONTHS, query),
+        )
+        .group_by(*keys)
+    )
+
+
+def _first_of_next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _plan(query: Query) -> list[Select[Any]]:
+    """Whole months from the rollup, partial months at the edges from the log."""
+    if "week" in query.group_by:
+        return [_sums_on_log(query, query.start, query.end)]
+    head_end = query.start if query.start.day == 1 else _first_of_next_month(query.start)
+    tail_start = query.end.replace(day=1)
+    if head_end >= tail_start:
+        return [_sums_on_log(query, query.start, query.end)]
+    parts = [_sums_on_rollup(query, _yyyymm(head_end), _yyyymm(tail_start))]
+    if query.start < head_end:
+        parts.append(_sums_on_log(query, query.start, head_end))
+    if tail_start < query.end:
+        parts.append(_sums_on_log(query, tail_start, query.end))
+    return parts
+
+
+def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]) -> Select[Any]:
+    """Distinct `who` (a patient, a professional) with a positive net count, per group."""
+    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(query.group_by)]
+    inner = (
+        select(*keys, who.label("who"))
+        .where(_log_range(query.start, query.end), *_filters(_ACTS, query), *where)
+        .group_by(*keys, who)
+        .having(func.sum(_ACTS.c.sign) > 0)
+        .subquery()
+    )
+    outer_keys = [inner.c[f"k{i}"] for i in range(len(keys))]
+    return select(*outer_keys, func.count()).group_by(*outer_keys)
+
+
+def _key(values: Sequence[Any]) -> Key:
+    return tuple(v.value if isinstance(v, ActType | FacilityCategory) else v for v in values)
+
+
+async def _cells(session: AsyncSession, query: Query) -> dict[Key, Cell]:
+    cells: dict[Key, Cell] = {}
+    for part in _plan(query):
+        for row in await session.execute(part):
+            cell = cells.setdefault(_key(row[:-2]), Cell())
+            cell.acts += int(row[-2] or 0)
+            cell.duration_seconds += int(row[-1] or 0)
+    if "patients" in query.measures:
+        for cell in cells.values():
+            cell.patients = 0
+        for row in await session.execute(_distinct(query, _ACTS.c.patient_key)):
+            cells.setdefault(_key(row[:-1]), Cell(patients=0)).patients = int(row[-1])
+    return {k: c for k, c in cells.items() if c.acts or c.patients}
+
+
+def _shift(query: Query, key: Key) -> Key:
+    """A previous-year key moved onto the current year, to line the two periods up."""
+    steps = {"year": 1, "quarter": 10, "month": 100, "week": 100}
+    return tuple(
+        value + steps[name] if name in steps else value
+        for name, value in zip(query.group_by, key, strict=True)
+    )
+
+
+def display_key(name: str, value: Any) -> Any:
+    if name == "year":
+        return str(value)
+    if name == "quarter":
+        return f"{value // 10}-T{value % 10}"
+    if name == "month":
+        return f"{value // 100}-{value % 100:02d}"
+    if name == "week":
+        return f"{value // 100}-S{value % 100:02d}"
+    return value
+
+
+async def acts(session: AsyncSession, query: Query) -> Result:
+    """Counts per group for the period, each beside the same period one year earlier."""
+    before = query.year_before()
+    current = await _cells(session, query)
+    previous = {_shift(query, k): c for k, c in (await _cells(session, before)).items()}
+    rows = [
+        Row(
+            {n: display_key(n, v) for n, v in zip(query.group_by, key, strict=True)},
+            current.get(key, Cell(patients=0 if "patients" in query.measures else None)),
+            previous.get(key, Cell(patients=0 if "patients" in query.measures else None)),
+        )
+        for key in sorted(current.keys() | previous.keys(), key=_sortable)
+    ]
+    totals = [replace(query, group_by=()), replace(before, group_by=())]
+    whole = [(await _cells(session, q)).get((), Cell()) for q in totals]
+    if "patients" in query.measures:
+        for cell in whole:
+            cell.patients = cell.patients or 0
+    return Result(query, rows, Row({}, whole[0], whole[1]))
+
+
+def _masked(value: int | None, threshold: int | None) -> int | None:
+    if value is None or threshold is None:
+        return value
+    return None if 0 < value < threshold else value
+
+
+def records(result: Result, threshold: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Flat rows (keys, measures, last year's, growth) for JSON and CSV alike; with a
+    publication threshold, counts from 1 to threshold - 1 are masked (with the duration
+    and growth that would give them away). Returns the rows and the number of masked rows."""
+    out, masked = [], 0
+    for row in [*result.rows, result.total]:
+        acts = _masked(row.current.acts, threshold)
+        previous = _masked(row.previous.acts, threshold)
+        record: dict[str, Any] = dict(row.keys)
+        record["acts"] = acts
+        if "patients" in result.query.measures:
+            record["patients"] = _masked(row.current.patients, threshold)
+        if "duration" in result.query.measures:
+            record["duration_seconds"] = row.current.duration_seconds if acts is not None else None
+        record["previous_acts"] = previous
+        if "patients" in result.query.measures:
+            record["previous_patients"] = _masked(row.previous.patients, threshold)
+        growth = row.growth if acts is not None and previous is not None else None
+        record["growth"] = None if growth is None else round(growth, 4)
+        hidden = any(
+            record.get(k) is None and getattr(c, m) not in (None, 0)
+            for k, c, m in (
+                ("acts", row.current, "acts"),
+                ("patients", row.current, "patients"),
+                ("previous_acts", row.previous, "acts"),
+                ("previous_patients", row.previous, "patients"),
+            )
+            if k in record
+        )
+        record["masked"] = hidden
+        masked += hidden and row is not result.total
+        out.append(record)
+    return out, masked
+
+
+def _sortable(key: Key) -> tuple[str, ...]:
+    return tuple(f"{v:012d}" if isinstance(v, int) else str(v) for v in key)
+
+
+# --- the monthly report -------------------------------------------------------------------------
+
+REPORT_COLUMNS = (
+    "teleconsultations",
+    "patients_teleconsultation",
+    "teleexpertises",
+    "patients_teleexpertise",
+    "professionnels_requerants",
+    "professionnels_requis",
+)
+
+
+def _person(rpps: ColumnElement[Any], user_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """One key per professional: the RPPS when known, else the Telmi account."""
+    return func.coalesce(rpps, literal("u", String) + sa.cast(user_id, String))
+
+
+async def monthly_report(session: AsyncSession, query: Query) -> list[dict[str, Any]]:
+    """Per month: téléconsultations and their patients, téléexpertises and their patients,
+    requesting and requested professionals (of those two act types)."""
+    month_query = replace(query, group_by=("month",))
+    tc, te = ActType.TELECONSULTATION, ActType.TELEEXPERTISE
+    rows: dict[int, dict[str, int]] = {}
+
+    def put(result: Any, column: str) -> None:
+        for month, value in result:
+            rows.setdefault(month, dict.fromkeys(REPORT_COLUMNS, 0))[column] = int(value or 0)
+
+    for act_type, acts_col, patients_col in (
+        (tc, "teleconsultations", "patients_teleconsultation"),
+        (te, "teleexpertises", "patients_teleexpertise"),
+    ):
+        typed = replace(month_query, filters={**query.filters, "act_type": (act_type.value,)})
+        cells = await _cells(session, replace(typed, measures=("acts",)))
+        put(((k[0], c.acts) for k, c in cells.items()), acts_col)
+        put(await session.execute(_distinct(typed, _ACTS.c.patient_key)), patients_col)
+    both = _ACTS.c.act_type.in_([tc.value, te.value])
+    requester = _person(_ACTS.c.requester_rpps, _ACTS.c.requester_id)
+    specialist = _person(_ACTS.c.specialist_rpps, _ACTS.c.specialist_id)
+    put(await session.execute(_distinct(month_query, requester, both)), "professionnels_requerants")
+    put(
+        await session.execute(
+            _distinct(
+                month_query,
+                specialist,
+                both,
+                _ACTS.c.specialist_rpps.is_not(None) | _ACTS.c.specialist_id.is_not(None),
+            )
+        ),
+        "professionnels_requis",
+    )
+    return [{"month": display_key("month", m), **rows[m]} for m in sorted(rows)]
