@@ -249,7 +249,7 @@ def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]
         .subquery()
     )
     outer_keys = [inner.c[f"k{i}"] for i in range(len(keys))]
-    return select(*outer_keys, func.count()).group_by(*outer_keys)
+    return select(*outer_keys, func.count()).select_from(inner).group_by(*outer_keys)
 
 
 def _key(values: Sequence[Any]) -> Key:
