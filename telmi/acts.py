@@ -14,6 +14,7 @@ only as a keyed hash, enough to count distinct patients.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -108,8 +109,12 @@ def patient_key(secret: str, *, finess: str, patient_ref: str, ins: str | None =
     key gives back nothing without the server secret. The INS, when known, identifies the
     patient across facilities; otherwise the facility's own reference does, within it."""
     subject = f"ins:{ins}" if ins else f"ref:{finess}:{patient_ref.strip()}"
-    key = hmac.new(secret.encode(), b"telmi patient key v1", hashlib.sha256).digest()
-    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_patient_secret(secret), subject.encode(), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _patient_secret(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"telmi patient key v1", hashlib.sha256).digest()
 
 
 def _canonical(value: Any) -> Any:
@@ -185,35 +190,55 @@ def _rollup_upsert(dialect: str) -> Any:
 _ROLLUP = {name: _rollup_upsert(name) for name in ("postgresql", "sqlite")}
 
 
-async def _write(session: Executor, values: dict[str, Any]) -> int:
-    """Chain, insert and roll up one entry; the caller holds the write transaction."""
-    values["prev_hash"] = await _lock_chain(session)
-    if await session.scalar(select(Act.id).where(Act.source_key == values["source_key"])):
+def _rollup_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cells: dict[tuple[Any, ...], list[int]] = {}
+    for v in entries:
+        key = tuple(v[name] for name in ROLLUP_KEYS)
+        cell = cells.setdefault(key, [0, 0])
+        cell[0] += v["sign"]
+        cell[1] += v["sign"] * v["duration_seconds"]
+    return [
+        dict(zip(ROLLUP_KEYS, key, strict=True)) | {"acts": n, "duration_seconds": d}
+        for key, (n, d) in cells.items()
+    ]
+
+
+ROLLUP_KEYS = tuple(c.name for c in _MONTHS.primary_key.columns)
+
+
+async def _write(
+    session: Executor, entries: list[dict[str, Any]], *, ids: bool = True
+) -> list[int]:
+    """Chain, insert and roll up entries, in order; the caller holds the write transaction."""
+    prev = await _lock_chain(session)
+    keys = [v["source_key"] for v in entries]
+    for start in range(0, len(keys), 1000):
+        if await session.scalar(
+            select(Act.id).where(Act.source_key.in_(keys[start : start + 1000]))
+        ):
+            raise DuplicateSource()
+    if len(set(keys)) != len(keys):
         raise DuplicateSource()
-    values["hash"] = chain_hash(values["prev_hash"], values)
+    for values in entries:
+        values["prev_hash"] = prev
+        values["hash"] = prev = chain_hash(prev, values)
     try:
-        act_id = (await session.execute(insert(_ACTS).returning(_ACTS.c.id), values)).scalar_one()
+        if ids:
+            result = await session.execute(
+                insert(_ACTS).returning(_ACTS.c.id, sort_by_parameter_order=True), entries
+            )
+            written = [int(i) for i in result.scalars()]
+        else:
+            await session.execute(insert(_ACTS), entries)
+            written = []
     except IntegrityError as exc:
         if is_unique_violation(exc) and "cancels_act_id" in str(exc.orig):
             raise AlreadyCancelled() from None
         if is_unique_violation(exc):
             raise DuplicateSource() from None
         raise
-    await session.execute(
-        _ROLLUP[dialect_name(session)],
-        {
-            "month": values["month"],
-            "act_type": values["act_type"],
-            "region_code": values["region_code"],
-            "departement_code": values["departement_code"],
-            "facility_category": values["facility_category"],
-            "facility_finess": values["facility_finess"],
-            "specialty_code": values["specialty_code"],
-            "acts": values["sign"],
-            "duration_seconds": values["sign"] * values["duration_seconds"],
-        },
-    )
-    return int(act_id)
+    await session.execute(_ROLLUP[dialect_name(session)], _rollup_rows(entries))
+    return written
 
 
 def _check(new: NewAct) -> None:
@@ -236,36 +261,44 @@ def _check(new: NewAct) -> None:
         raise ValidationError("« incidents » : 500 caractères au plus.", field="incidents")
 
 
-async def append(
-    session: Executor,
-    new: NewAct,
-    *,
-    now: datetime,
-    tz: ZoneInfo,
-    recorded_by: User | None,
-) -> Act:
-    """The one way an act enters the log, exactly once per source.
+class _Dimensions:
+    """Facility dimensions and known specialties, looked up once per batch."""
 
-    Raises DuplicateSource if the source already has its act (so a retried completion,
-    or two processes completing the same consultation, log it once)."""
+    def __init__(self, session: Executor) -> None:
+        self.session = session
+        self.facilities: dict[int, tuple[Facility, str]] = {}
+        self.specialties: set[str] = set()
+
+    async def facility(self, facility_id: int) -> tuple[Facility, str]:
+        if facility_id not in self.facilities:
+            row = (
+                await self.session.execute(
+                    select(Facility, Region.code)
+                    .join(Departement, Departement.code == Facility.departement_code)
+                    .join(Region, Region.id == Departement.region_id)
+                    .where(Facility.id == facility_id)
+                )
+            ).first()
+            if row is None:
+                raise ValidationError("Établissement inconnu.", field="facility_finess")
+            self.facilities[facility_id] = (row[0], row[1])
+        return self.facilities[facility_id]
+
+    async def check_specialty(self, code: str) -> None:
+        if code not in self.specialties:
+            found = await self.session.scalar(select(Specialty.id).where(Specialty.code == code))
+            if found is None:
+                raise ValidationError("Spécialité inconnue.", field="specialty")
+            self.specialties.add(code)
+
+
+async def _entry(
+    dims: _Dimensions, new: NewAct, now: datetime, tz: ZoneInfo, recorded_by: User | None
+) -> dict[str, Any]:
     _check(new)
-    row = (
-        await session.execute(
-            select(Facility, Region.code)
-            .join(Departement, Departement.code == Facility.departement_code)
-            .join(Region, Region.id == Departement.region_id)
-            .where(Facility.id == new.facility_id)
-        )
-    ).first()
-    if row is None:
-        raise ValidationError("Établissement inconnu.", field="facility_finess")
-    facility, region_code = row
-    if (
-        await session.scalar(select(Specialty.id).where(Specialty.code == new.specialty_code))
-        is None
-    ):
-        raise ValidationError("Spécialité inconnue.", field="specialty")
-    values: dict[str, Any] = {
+    facility, region_code = await dims.facility(new.facility_id)
+    await dims.check_specialty(new.specialty_code)
+    return {
         "act_type": ActType(new.act_type),
         "occurred_at": new.occurred_at.astimezone(UTC),
         **local_calendar(new.occurred_at, tz),
@@ -292,8 +325,40 @@ async def append(
         "recorded_at": now.astimezone(UTC),
         "recorded_by_id": recorded_by.id if recorded_by else None,
     }
-    act_id = await _write(session, values)
+
+
+async def append(
+    session: Executor,
+    new: NewAct,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    recorded_by: User | None,
+) -> Act:
+    """The one way an act enters the log, exactly once per source.
+
+    Raises DuplicateSource if the source already has its act (so a retried completion,
+    or two processes completing the same consultation, log it once)."""
+    values = await _entry(_Dimensions(session), new, now, tz, recorded_by)
+    (act_id,) = await _write(session, [values])
     return Act(id=act_id, **values)
+
+
+async def append_many(
+    session: Executor,
+    news: list[NewAct],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    recorded_by: User | None,
+) -> int:
+    """`append` for a batch (imports, demo history): the same checks, chain and rollup,
+    with one round trip per kind of statement instead of one per act."""
+    dims = _Dimensions(session)
+    entries = [await _entry(dims, new, now, tz, recorded_by) for new in news]
+    if entries:
+        await _write(session, entries, ids=False)
+    return len(entries)
 
 
 def may_cancel(user: User, act: Act) -> bool:
@@ -329,7 +394,7 @@ async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: 
     if await session.scalar(select(Act.id).where(Act.cancels_act_id == original.id)):
         raise AlreadyCancelled()
     try:
-        act_id = await _write(session, values)
+        (act_id,) = await _write(session, [values])
     except DuplicateSource:
         raise AlreadyCancelled() from None
     return Act(id=act_id, **values)

@@ -86,15 +86,35 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     if settings.env == "production":
         raise CliError("refusing to load demo accounts with TELMI_ENV=production")
 
+    from telmi import demo_history
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     async def work(db: Database) -> dict[str, int]:
         async with db.write() as session:
-            return await demo.load(session, progress=lambda line: print(line, flush=True))
+            created = await demo.load(session, progress=say)
+        say("Historique d'activité 2017 → aujourd'hui (journal des actes, chaîné)")
+        async with db.write() as session:
+            created["acts"] = await demo_history.load_history(
+                session,
+                today=SystemClock().now().astimezone(settings.tz).date(),
+                tz=settings.tz,
+                secret=settings.secret_key,
+                scale=args.history_scale,
+                progress=say,
+            )
+        return created
 
     created = _run(settings, work)
-    if created["facilities"] == 0 and created["users"] == 0:
+    if not any(created.values()):
         print("Données de démonstration déjà présentes : rien à ajouter.")
     else:
-        print(f"Créés : {created['facilities']} établissements, {created['users']} comptes.")
+        acts = f"{created['acts']:,}".replace(",", "\u202f")
+        print(
+            f"Créés : {created['facilities']} établissements, {created['users']} comptes, "
+            f"{acts} actes."
+        )
     print_demo_logins()
 
 
@@ -245,7 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("revision", nargs="?")
     db.set_defaults(func=cmd_db)
 
-    sub.add_parser("demo", help="load demo data (idempotent)").set_defaults(func=cmd_demo)
+    demo_cmd = sub.add_parser("demo", help="load demo data (idempotent)")
+    demo_cmd.add_argument(
+        "--history-scale",
+        type=float,
+        default=1.0,
+        help="fraction of the 2017-today act history to write (default 1: about 240,000 acts)",
+    )
+    demo_cmd.set_defaults(func=cmd_demo)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="action", required=True)

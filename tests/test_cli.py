@@ -12,8 +12,17 @@ from sqlalchemy import func, select
 from telmi import accounts
 from telmi.cli import main
 from telmi.db import Database
-from telmi.demo import DEMO_PASSWORD, FACILITIES, LOGINS, SPECIALISTS
-from telmi.models import ApiToken, Departement, Facility, FacilityCategory, Role, User
+from telmi.demo import DEMO_PASSWORD, DEPARTEMENTS, FACILITIES, LOGINS, SPECIALISTS
+from telmi.models import (
+    Act,
+    ActType,
+    ApiToken,
+    Departement,
+    Facility,
+    FacilityCategory,
+    Role,
+    User,
+)
 
 
 @pytest.fixture
@@ -37,12 +46,13 @@ def _query(url: str, statement: object) -> object:
 
 
 def test_demo_loads_the_region_once(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--history-scale", "0.05"]) == 0
     first = capsys.readouterr().out
     assert "établissements 40/40" in first  # progress is shown
+    assert "actes jusqu'à" in first
     for login in LOGINS:
         assert login.email in first
-    assert main(["demo"]) == 0
+    assert main(["demo", "--history-scale", "0.05"]) == 0
     assert "déjà présentes" in capsys.readouterr().out
 
     [(departements,)] = _query(cli_env, select(func.count()).select_from(Departement))
@@ -55,6 +65,34 @@ def test_demo_loads_the_region_once(cli_env: str, capsys: pytest.CaptureFixture[
     roles = dict(_query(cli_env, select(User.role, func.count()).group_by(User.role)))
     assert roles[Role.SPECIALIST] == len(SPECIALISTS) >= 25
     assert roles[Role.ADMIN] == roles[Role.REGIONAL] == roles[Role.STAFF] == 1
+
+
+def test_demo_history_follows_the_published_figures(cli_env: str) -> None:
+    """2017 about 6,000 acts, 2018 about 9,000 (+50 %), 2023 about 32,000 (here at 5 %)."""
+    assert main(["demo", "--history-scale", "0.05"]) == 0
+    year = Act.month // 100
+    per_year = dict(_query(cli_env, select(year, func.sum(Act.sign)).group_by(year)))
+    for published_year, published in ((2017, 6_000), (2018, 9_000), (2023, 32_000)):
+        assert abs(per_year[published_year] - published * 0.05) <= 6, per_year
+    assert 1.4 < per_year[2018] / per_year[2017] < 1.6
+    assert all(per_year[y] < per_year[y + 1] for y in range(2017, 2025))
+    expertise = dict(
+        _query(
+            cli_env,
+            select(Act.specialty_code, func.count())
+            .where(Act.act_type == ActType.TELEEXPERTISE)
+            .group_by(Act.specialty_code),
+        )
+    )
+    assert max(expertise, key=expertise.__getitem__) == "dermatologie"
+    spread = _query(cli_env, select(Act.departement_code, Act.facility_category).distinct())
+    assert {d for d, _ in spread} == {code for code, _ in DEPARTEMENTS}
+    assert {c for _, c in spread} == set(FacilityCategory)
+    august, october = (
+        _query(cli_env, select(func.count()).where(Act.month == m))[0][0] for m in (202508, 202510)
+    )
+    assert august < 0.7 * october  # the summer dip
+    assert main(["acts", "verify"]) == 0
 
 
 def test_user_add_reads_the_password_from_stdin(

@@ -34,7 +34,7 @@ def _free_port() -> int:
 def server(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path / "data")}
     env.pop("TELMI_DATABASE_URL", None)
-    for command in (["db", "upgrade"], ["demo"]):
+    for command in (["db", "upgrade"], ["demo", "--history-scale", "0.01"]):
         subprocess.run(TELMI + command, env=env, check=True, capture_output=True, timeout=120)
     port = _free_port()
     process = subprocess.Popen(
