@@ -7,7 +7,7 @@ from aiohttp import web
 from telmi.paths import STATIC_DIR
 from telmi.web import health
 from telmi.web.api import acts, availability, bookings, directory, openapi, stats, tokens
-from telmi.web.pages import admin, agenda, appointments, auth, home
+from telmi.web.pages import admin, agenda, appointments, auth, home, statistics
 from telmi.web.pages import availability as availability_page
 
 
@@ -31,6 +31,7 @@ def setup_routes(app: web.Application) -> None:
     add("GET", one + "/deplacer", appointments.move_form, name="booking_move")
     add("POST", one + "/deplacer", appointments.move, name="booking_move_submit")
     add("GET", "/agenda", agenda.week, name="agenda")
+    add("GET", "/statistiques", statistics.statistics, name="statistics")
 
     rule, absence = "/disponibilites/regles", "/disponibilites/absences"
     add("GET", "/disponibilites", availability_page.show, name="availability")
