@@ -474,10 +474,10 @@ async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = No
             progress(checked, total)
     if progress is not None:
         progress(checked, total)
-    return Verdict(checked, rollup_mismatches=await _rollup_mismatches(session))
+    return Verdict(checked, rollup_mismatches=await rollup_mismatches(session))
 
 
-async def _rollup_mismatches(session: AsyncSession) -> int:
+async def rollup_mismatches(session: AsyncSession) -> int:
     """Cells where the monthly rollup differs from the log's own sums."""
     keys = [_ACTS.c[c.name] for c in _MONTHS.primary_key.columns]
     from_log = (

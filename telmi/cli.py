@@ -215,10 +215,18 @@ def cmd_acts(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from telmi.bench import booking as bench
+    from telmi.bench import stats as stats_bench
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # scratch migrations: not news
 
-    if args.what == "booking":
+    if args.what == "stats":
+        count = args.acts or (5_000_000 if args.backend == "postgresql" else 200_000)
+        ok = asyncio.run(
+            stats_bench.bench_stats(
+                args.backend, acts_count=count, runs=args.runs, postgres_url=args.postgres_url
+            )
+        )
+    elif args.what == "booking":
         ok = asyncio.run(
             bench.bench_booking(
                 args.backend,
@@ -307,12 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("booking", "bookings per second and latency over HTTP"),
         ("search", "free-slot search latency"),
+        ("stats", "statistics over millions of acts, and appends per second"),
     ):
         b = bench_sub.add_parser(name, help=helptext)
         b.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
         b.add_argument(
             "--postgres-url", help="server to create the scratch database on (default: local)"
         )
+        if name == "stats":
+            b.add_argument(
+                "--acts", type=int, help="acts to generate (default 5,000,000; 200,000 on SQLite)"
+            )
+            b.add_argument("--runs", type=int, default=5, help="timed runs of each query")
+            continue
         b.add_argument("--clients", type=int, default=100 if name == "booking" else 1)
         if name == "booking":
             b.add_argument("--bookings", type=int, default=5000)

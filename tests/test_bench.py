@@ -23,3 +23,13 @@ def test_search_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--queries", "30"]) == 0
     out = capsys.readouterr().out
     assert "search: 30 queries" in out and "{200: 30}" in out
+
+
+def test_stats_benchmark_runs_and_the_rollup_stays_equal_to_the_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["bench", "stats", "--backend", "sqlite", "--acts", "3000", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "[target]: median" in out and "monthly report" in out
+    assert "acts/s through append()" in out
+    assert "rollup cells differing from the log after the appends: 0" in out
