@@ -11,6 +11,7 @@ chain and rollup included, on top of those N acts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import statistics as pystats
 import time
@@ -71,6 +72,27 @@ async def _seed_directory(db: Database, facilities: int) -> list[Facility]:
         return rows
 
 
+@functools.cache
+def _rpps(index: int) -> str:
+    return rpps_for(index)
+
+
+async def _insert(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert; on PostgreSQL through COPY, the way a data load would go."""
+    if db.dialect != "postgresql":
+        async with db.write() as session:
+            await session.execute(insert(_ACTS), rows)
+        return
+    columns = list(rows[0])
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(
+            "acts", records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+        )
+
+
 def _rows(
     rng: random.Random, facilities: list[Facility], month: tuple[int, int], count: int, start: int
 ) -> list[dict[str, Any]]:
@@ -97,9 +119,9 @@ def _rows(
                 "region_code": "27",
                 "requester_role": "infirmier",
                 "requester_id": None,
-                "requester_rpps": rpps_for(10_000 + f.id * 8 + n % 8),
+                "requester_rpps": _rpps(10_000 + f.id * 8 + n % 8),
                 "specialist_id": None,
-                "specialist_rpps": rpps_for(1 + n % 300),
+                "specialist_rpps": _rpps(1 + n % 300),
                 "specialty_code": SPECIALTIES[int(rng.random() ** 2 * len(SPECIALTIES))][0],
                 "source_key": f"bench:{n}",
                 "patient_key": f"p{f.id}-{rng.randrange(2500)}",
@@ -126,8 +148,7 @@ async def _load(db: Database, total: int, today: date) -> None:
     for month, count in plan.items():
         for start in range(0, count, BATCH):
             rows = _rows(rng, facilities, month, min(BATCH, count - start), written)
-            async with db.write() as session:
-                await session.execute(insert(_ACTS), rows)
+            await _insert(db, rows)
             written += len(rows)
             if written - shown >= total / 20 or written == total:
                 progress("acts generated", written, total)
