@@ -63,7 +63,7 @@ def bar_chart(title: str, bars: Sequence[Bar], *, unit: str = "actes") -> Markup
     """Horizontal bars, longest first as given, with last year's value as a thin bar."""
     longest = max([len(b.label) for b in bars] + [8])
     label_width, value_width, row = min(320, 7 * longest + 16), 64, 30
-    width = label_width + 380
+    width = 720
     plot = width - label_width - value_width
     height = 16 + row * max(1, len(bars)) + 24
     ticks = nice_ticks(max([b.value for b in bars] + [b.previous or 0 for b in bars] + [1]))
