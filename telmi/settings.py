@@ -64,6 +64,17 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _urls(scheme: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+        for url in urls:
+            if not url.startswith((f"{scheme}:", f"{scheme}s:")):
+                raise ValueError(f"expected {scheme}: or {scheme}s: URLs")
+        return urls
+
+    return parse
+
+
 def _timezone(raw: str) -> str:
     try:
         ZoneInfo(raw)
@@ -157,6 +168,33 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR", _log_level),
+    Setting("stun_urls", "", "STUN server URLs for browsers, comma separated", _urls("stun")),
+    Setting("turn_urls", "", "TURN server URLs (coturn), comma separated", _urls("turn")),
+    Setting(
+        "turn_secret",
+        "",
+        "coturn static-auth-secret: each participant gets ephemeral TURN credentials",
+    ),
+    Setting(
+        "turn_ttl_seconds", "21600", "lifetime of TURN credentials (refreshed before)", _int(60)
+    ),
+    Setting("join_token_seconds", "120", "lifetime of a consultation join token", _int(10)),
+    Setting(
+        "reconnect_grace_seconds",
+        "20",
+        "a participant whose connection drops keeps their place this long",
+        _int(1),
+    ),
+    Setting(
+        "room_opens_minutes", "15", "a consultation room opens this long before its slot", _int(0)
+    ),
+    Setting(
+        "room_grace_minutes",
+        "30",
+        "a consultation left open is ended this long after its slot",
+        _int(0),
+    ),
+    Setting("max_participants", "5", "participants in one consultation (mesh)", _int(2)),
 )
 
 
@@ -181,6 +219,15 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     trust_proxy: bool = False
     log_level: str = "INFO"
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 21600
+    join_token_seconds: int = 120
+    reconnect_grace_seconds: int = 20
+    room_opens_minutes: int = 15
+    room_grace_minutes: int = 30
+    max_participants: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

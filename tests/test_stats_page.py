@@ -128,7 +128,7 @@ async def test_charts_are_drawn_in_chromium(
                 " return [r.width, r.height]; })",
             )
             assert len(sizes) == 6
-            assert all(w > 300 and h > 100 for w, h in sizes), sizes
+            assert all(w > 300 and h > 60 for w, h in sizes), sizes
             bars = await page.eval_on_selector_all(
                 "svg.chart rect.bar:not(.previous)",
                 "bars => bars.map(b => b.getBoundingClientRect().width)",
