@@ -194,6 +194,8 @@ class RoomRegistry:
             return
         was_away = participant.state == RECONNECTING
         participant.state = CONNECTED
+        if not returning and self.observer is not None:
+            await self.observer.present(room.id, participant)  # recorded before announced
         await self._greet(room, participant)
         missed = list(participant.missed)
         participant.missed.clear()
@@ -210,8 +212,6 @@ class RoomRegistry:
         await self._broadcast(
             room, protocol.encode("participant-joined", **participant.info()), skip=participant
         )
-        if self.observer is not None:
-            await self.observer.present(room.id, participant)
 
     async def _greet(self, room: Room, participant: Participant) -> None:
         others = [p.info() for p in room.members() if p is not participant]
@@ -322,6 +322,8 @@ class RoomRegistry:
                 protocol.ROOM_FULL, f"a room holds {self.max_participants} participants"
             )
         guest.state = CONNECTED
+        if self.observer is not None:
+            await self.observer.present(room.id, guest)
         if guest.socket is None:
             guest.state = RECONNECTING
         else:
@@ -329,8 +331,6 @@ class RoomRegistry:
         await self._broadcast(
             room, protocol.encode("participant-joined", **guest.info()), skip=guest
         )
-        if self.observer is not None:
-            await self.observer.present(room.id, guest)
 
     async def deny(self, room: Room, host: Participant, participant_id: str) -> None:
         guest = self._waiting(room, host, participant_id)

@@ -17,7 +17,7 @@ from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.labels import label
 from telmi.paths import TEMPLATES_DIR
 from telmi.settings import Settings
-from telmi.web import middlewares
+from telmi.web import middlewares, rooms
 from telmi.web.routes import setup_routes
 
 log = logging.getLogger("telmi")
@@ -55,6 +55,8 @@ def create_app(
     env.globals["static"] = lambda path: f"/static/{path}"
     env.filters["label"] = label
     app.cleanup_ctx.append(database_context(require_head=require_migrated))
+    app.cleanup_ctx.append(rooms.signaling_context)
+    app.on_shutdown.append(rooms.close_sockets)
     app.on_response_prepare.append(middlewares.security_headers)
     setup_routes(app)
     return app

@@ -333,7 +333,7 @@ def _view(r: Any) -> BookingView:
     )  # fmt: skip
 
 
-async def _load(session: AsyncSession, booking_id: int) -> BookingView:
+async def load(session: AsyncSession, booking_id: int) -> BookingView:
     row = (await session.execute(_ONE, {"booking_id": booking_id})).first()
     if row is None:
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")
@@ -581,7 +581,7 @@ async def book(
 async def get_booking(
     session: AsyncSession, user: User, booking_id: int, *, address: str = ""
 ) -> BookingView:
-    booking = await _load(session, booking_id)
+    booking = await load(session, booking_id)
     if not may_see(user, booking):
         raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
     await audit.record(
@@ -646,7 +646,7 @@ async def list_bookings(
 async def _changeable(
     session: AsyncSession, user: User, booking_id: int, now: datetime
 ) -> BookingView:
-    booking = await _load(session, booking_id)
+    booking = await load(session, booking_id)
     if not may_see(user, booking):
         raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
     if booking.slot.starts_at <= now:
@@ -693,7 +693,7 @@ async def cancel(
         target_type="booking",
         target_id=booking.id,
     )
-    return await _load(session, booking.id)
+    return await load(session, booking.id)
 
 
 async def reschedule(
@@ -757,7 +757,7 @@ async def reschedule(
         target_id=new_id,
         previous=old.id,
     )
-    return await _load(session, new_id)
+    return await load(session, new_id)
 
 
 async def expire_holds(session: AsyncSession, *, now: datetime) -> int:

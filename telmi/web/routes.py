@@ -5,8 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from telmi.paths import STATIC_DIR
-from telmi.web import health
-from telmi.web.api import acts, availability, bookings, directory, openapi, stats, tokens
+from telmi.web import health, rooms
+from telmi.web.api import (
+    acts,
+    availability,
+    bookings,
+    consultations,
+    directory,
+    openapi,
+    stats,
+    tokens,
+)
 from telmi.web.pages import admin, agenda, appointments, auth, home, statistics
 from telmi.web.pages import availability as availability_page
 
@@ -91,6 +100,21 @@ def setup_routes(app: web.Application) -> None:
         name="api_booking_reschedule",
     )
 
+    add("POST", "/api/bookings/{booking_id}/join", consultations.join, name="api_booking_join")
+    add(
+        "POST",
+        "/api/bookings/{booking_id}/invites",
+        consultations.invite,
+        name="api_booking_invite",
+    )
+    add("POST", "/api/invites/redeem", consultations.redeem, name="api_invite_redeem")
+    add(
+        "POST",
+        "/api/consultations/{consultation_id}/end",
+        consultations.end,
+        name="api_consultation_end",
+    )
+    add("GET", "/ws/rooms/{room_id}", rooms.room_socket, name="room_socket")
     add("GET", "/api/acts", acts.list_acts, name="api_acts")
     add("POST", "/api/acts", acts.create_act, name="api_acts_create")
     add("POST", r"/api/acts/{act_id}/cancel", acts.cancel_act, name="api_act_cancel")

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from telmi.web.access import public
-from telmi.web.api import acts, availability, bookings, directory, stats, tokens
+from telmi.web.api import acts, availability, bookings, consultations, directory, stats, tokens
 
-MODULES = (directory, tokens, availability, bookings, acts, stats)
+MODULES = (directory, tokens, availability, bookings, consultations, acts, stats)
 
 ERROR = {
     "type": "object",

@@ -1,0 +1,455 @@
+"""Video consultations: who may enter a booking's room and when, guests, presence, the end.
+
+A consultation belongs to one confirmed booking; its room opens shortly before the slot and
+closes at its end. The slot's specialist (host) and the booking facility's staff get join
+tokens; a guest gets one by redeeming a single-use invitation, then waits in the lobby.
+The consultation starts when the specialist and the facility are both present, and ending
+it writes one act through the act log (a second end writes nothing more).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telmi import acts, audit, booking, join_tokens
+from telmi.db import Database, dialect_name
+from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
+from telmi.models import (
+    Booking,
+    BookingStatus,
+    Consultation,
+    ConsultationStatus,
+    Invite,
+    Presence,
+    Role,
+    Slot,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class RoomPolicy:
+    """The timing and signing a consultation needs, from settings."""
+
+    secret: str
+    opens_minutes: int = 15
+    token_seconds: int = 120
+    grace_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class Ticket:
+    consultation_id: int
+    room_id: str
+    token: str
+    expires_at: datetime
+    role: str
+    name: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "consultation_id": self.consultation_id,
+            "room_id": self.room_id,
+            "token": self.token,
+            "expires_at": self.expires_at.isoformat(),
+            "role": self.role,
+            "ws_path": f"/ws/rooms/{self.room_id}",
+        }
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def _consultation_for(session: AsyncSession, booking_id: int) -> Consultation:
+    """The booking's consultation, created on first need (once, even when two race)."""
+    dialect_insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    await session.execute(
+        dialect_insert(Consultation)
+        .values(
+            booking_id=booking_id,
+            room_id=secrets.token_urlsafe(16),
+            status=ConsultationStatus.SCHEDULED,
+            outcome="",
+        )
+        .on_conflict_do_nothing(index_elements=["booking_id"])
+    )
+    found = await session.scalar(select(Consultation).where(Consultation.booking_id == booking_id))
+    assert found is not None
+    return found
+
+
+def _check_open(b: booking.BookingView, now: datetime, policy: RoomPolicy, tz: ZoneInfo) -> None:
+    if b.status is not BookingStatus.CONFIRMED:
+        raise Conflict("Ce rendez-vous n'est pas confirmé.", code="booking_not_confirmed")
+    opens = b.slot.starts_at - timedelta(minutes=policy.opens_minutes)
+    if now < opens:
+        local = opens.astimezone(tz)
+        raise Conflict(
+            f"La salle ouvrira le {local:%d/%m/%Y} à {local:%H:%M}.", code="room_not_open"
+        )
+    if now >= b.slot.ends_at:
+        raise Conflict("Le créneau de cette consultation est passé.", code="room_closed")
+
+
+def _ticket(
+    consultation: Consultation, claims_args: dict[str, Any], now: datetime, policy: RoomPolicy
+) -> Ticket:
+    expires = now + timedelta(seconds=policy.token_seconds)
+    claims = join_tokens.JoinClaims(
+        room_id=consultation.room_id,
+        consultation_id=consultation.id,
+        expires=int(expires.timestamp()),
+        **claims_args,
+    )
+    return Ticket(
+        consultation.id,
+        consultation.room_id,
+        join_tokens.sign(claims, policy.secret),
+        expires,
+        claims.role,
+        claims.name,
+    )
+
+
+async def join_ticket(
+    session: AsyncSession,
+    user: User,
+    booking_id: int,
+    *,
+    now: datetime,
+    policy: RoomPolicy,
+    tz: ZoneInfo,
+    address: str = "",
+) -> Ticket:
+    """A join token for the booking's specialist or its facility's staff, while open."""
+    b = await booking.load(session, booking_id)
+    if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
+        raise Forbidden("Cette consultation ne concerne ni votre établissement ni votre agenda.")
+    _check_open(b, now, policy, tz)
+    consultation = await _consultation_for(session, booking_id)
+    if consultation.status is ConsultationStatus.ENDED:
+        raise Conflict("Cette consultation est terminée.", code="room_closed")
+    host = user.role is Role.SPECIALIST
+    await audit.record(
+        session,
+        "consultation.join_token",
+        actor=user,
+        address=address,
+        target_type="booking",
+        target_id=booking_id,
+        at=now,
+    )
+    return _ticket(
+        consultation,
+        {
+            "identity": f"user:{user.id}",
+            "role": "specialist" if host else "staff",
+            "name": user.full_name,
+            "host": host,
+            "lobby": False,
+        },
+        now,
+        policy,
+    )
+
+
+async def create_invite(
+    session: AsyncSession,
+    user: User,
+    booking_id: int,
+    *,
+    label: Any,
+    now: datetime,
+    tz: ZoneInfo,
+    address: str = "",
+) -> tuple[Invite, str]:
+    """A single-use guest invitation valid until the slot ends; the raw token once."""
+    b = await booking.load(session, booking_id)
+    if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
+        raise Forbidden("Cette consultation ne concerne ni votre établissement ni votre agenda.")
+    if not isinstance(label, str) or not label.strip() or len(label.strip()) > 100:
+        raise ValidationError(
+            "Nom de l'invité requis (100 caractères au plus), ex. « Dr Martin, médecin traitant ».",
+            field="label",
+        )
+    if b.status is not BookingStatus.CONFIRMED or now >= b.slot.ends_at:
+        raise Conflict("Ce rendez-vous n'est plus à venir.", code="booking_not_confirmed")
+    consultation = await _consultation_for(session, booking_id)
+    raw = secrets.token_urlsafe(32)
+    invite = Invite(
+        consultation_id=consultation.id,
+        token_hash=_hash(raw),
+        guest_label=label.strip(),
+        created_by_id=user.id,
+        created_at=now,
+        expires_at=b.slot.ends_at,
+    )
+    session.add(invite)
+    await session.flush()
+    await audit.record(
+        session,
+        "consultation.invite",
+        actor=user,
+        address=address,
+        target_type="booking",
+        target_id=booking_id,
+        at=now,
+    )
+    return invite, raw
+
+
+async def redeem_invite(
+    session: AsyncSession, raw: Any, *, now: datetime, policy: RoomPolicy, tz: ZoneInfo
+) -> Ticket:
+    """Spend an invitation (once) for a guest join token; the guest waits in the lobby."""
+    refused = Forbidden("Invitation invalide, expirée ou déjà utilisée.", code="invite_invalid")
+    if not isinstance(raw, str) or not 20 <= len(raw) <= 100:
+        raise refused
+    row = (
+        await session.execute(
+            select(Invite, Consultation)
+            .join(Consultation, Consultation.id == Invite.consultation_id)
+            .where(Invite.token_hash == _hash(raw))
+        )
+    ).first()
+    if row is None:
+        raise refused
+    invite, consultation = row
+    b = await booking.load(session, consultation.booking_id)
+    _check_open(b, now, policy, tz)  # before spending it: an early click keeps the link valid
+    spent = await session.execute(
+        update(Invite)
+        .where(
+            Invite.id == invite.id,
+            Invite.used_at.is_(None),
+            Invite.revoked_at.is_(None),
+            Invite.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(Invite.id)
+    )
+    if spent.scalar_one_or_none() is None:
+        raise refused
+    await audit.record(
+        session,
+        "consultation.invite_used",
+        actor=None,
+        target_type="invite",
+        target_id=invite.id,
+        at=now,
+    )
+    return _ticket(
+        consultation,
+        {
+            "identity": f"invite:{invite.id}",
+            "role": "guest",
+            "name": invite.guest_label,
+            "host": False,
+            "lobby": True,
+        },
+        now,
+        policy,
+    )
+
+
+# --- presence and the lifecycle -----------------------------------------------------------------
+
+
+def _who(identity: str) -> dict[str, int | None]:
+    kind, _, number = identity.partition(":")
+    return {
+        "user_id": int(number) if kind == "user" else None,
+        "invite_id": int(number) if kind == "invite" else None,
+    }
+
+
+async def record_presence(
+    session: AsyncSession, room_id: str, identity: str, role: str, *, now: datetime
+) -> None:
+    """Someone entered the room; the consultation starts when specialist and staff are both in."""
+    consultation = await session.scalar(select(Consultation).where(Consultation.room_id == room_id))
+    if consultation is None:
+        return
+    session.add(
+        Presence(consultation_id=consultation.id, role=role, joined_at=now, **_who(identity))
+    )
+    await session.flush()
+    roles = set(
+        await session.scalars(
+            select(Presence.role).where(
+                Presence.consultation_id == consultation.id, Presence.left_at.is_(None)
+            )
+        )
+    )
+    if {"specialist", "staff"} <= roles:
+        await session.execute(
+            update(Consultation)
+            .where(Consultation.id == consultation.id, Consultation.started_at.is_(None))
+            .values(started_at=now, status=ConsultationStatus.IN_PROGRESS)
+        )
+
+
+async def record_absence(
+    session: AsyncSession, room_id: str, identity: str, *, now: datetime
+) -> None:
+    consultation_id = await session.scalar(
+        select(Consultation.id).where(Consultation.room_id == room_id)
+    )
+    if consultation_id is None:
+        return
+    who = _who(identity)
+    column = Presence.user_id if who["user_id"] is not None else Presence.invite_id
+    await session.execute(
+        update(Presence)
+        .where(
+            Presence.consultation_id == consultation_id,
+            column == (who["user_id"] or who["invite_id"]),
+            Presence.left_at.is_(None),
+        )
+        .values(left_at=now)
+    )
+
+
+async def end(
+    session: AsyncSession,
+    consultation_id: int,
+    *,
+    by: User | None,
+    outcome: Any,
+    patient_consent: Any,
+    now: datetime,
+    tz: ZoneInfo,
+    secret: str,
+    address: str = "",
+    incidents: str = "",
+) -> Consultation:
+    """End the consultation (the slot's specialist, or the system when it was left open).
+
+    If it took place, one act is logged; ending again changes nothing and logs nothing."""
+    consultation = await session.scalar(
+        select(Consultation).where(Consultation.id == consultation_id)
+    )
+    if consultation is None:
+        raise NotFound(f"Consultation {consultation_id} introuvable.")
+    b = await booking.load(session, consultation.booking_id)
+    if by is not None and not (by.role is Role.SPECIALIST and b.slot.specialist_id == by.id):
+        raise Forbidden("Seul le spécialiste de la consultation peut la terminer.")
+    if not isinstance(outcome, str) or len(outcome) > 500:
+        raise ValidationError("Compte rendu : 500 caractères au plus.", field="outcome")
+    if not isinstance(patient_consent, bool):
+        raise ValidationError(
+            "« patient_consent » : le consentement du patient a-t-il été recueilli ?",
+            field="patient_consent",
+        )
+    ended = await session.execute(
+        update(Consultation)
+        .where(Consultation.id == consultation_id, Consultation.status != ConsultationStatus.ENDED)
+        .values(
+            status=ConsultationStatus.ENDED,
+            ended_at=now,
+            ended_by_id=by.id if by else None,
+            outcome=outcome.strip(),
+        )
+        .returning(Consultation.started_at)
+    )
+    started = ended.first()
+    if started is None:
+        return consultation  # already ended: nothing more to log
+    await session.execute(
+        update(Presence)
+        .where(Presence.consultation_id == consultation_id, Presence.left_at.is_(None))
+        .values(left_at=now)
+    )
+    started_at = started[0]
+    if started_at is not None:
+        staff = await session.get(User, b.booked_by_id)
+        specialist = await session.get(User, b.slot.specialist_id)
+        await acts.append(
+            session,
+            acts.NewAct(
+                act_type=b.act_type,
+                occurred_at=started_at,
+                duration_seconds=max(0, int((now - started_at).total_seconds())),
+                facility_id=b.facility_id,
+                requester_role="personnel_etablissement",
+                requester_id=b.booked_by_id,
+                requester_rpps=staff.rpps if staff else None,
+                specialist_id=b.slot.specialist_id,
+                specialist_rpps=specialist.rpps if specialist else None,
+                specialty_code=b.slot.specialty_code,
+                source_key=f"consultation:{consultation_id}",
+                patient_key=acts.patient_key(
+                    secret, finess=b.facility_finess, patient_ref=b.patient_ref, ins=b.patient_ins
+                ),
+                patient_consent=patient_consent,
+                incidents=incidents,
+            ),
+            now=now,
+            tz=tz,
+            recorded_by=by,
+        )
+        await session.execute(
+            update(Booking)
+            .where(Booking.id == b.id, Booking.status == BookingStatus.CONFIRMED)
+            .values(status=BookingStatus.COMPLETED)
+        )
+    await audit.record(
+        session,
+        "consultation.ended",
+        actor=by,
+        address=address,
+        target_type="consultation",
+        target_id=consultation_id,
+        at=now,
+    )
+    await session.refresh(consultation)
+    return consultation
+
+
+async def close_overdue(
+    db: Database, *, now: datetime, grace_minutes: int, tz: ZoneInfo, secret: str
+) -> list[str]:
+    """End the consultations left open past their slot plus the grace; returns their rooms.
+
+    Meant for the scheduler; a consultation that took place gets its act (consent not
+    confirmed, the closing noted as an incident), the others none."""
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(Consultation.id, Consultation.room_id)
+                .join(Booking, Booking.id == Consultation.booking_id)
+                .join(Slot, Slot.id == Booking.slot_id)
+                .where(
+                    Consultation.status != ConsultationStatus.ENDED,
+                    Slot.ends_at < now - timedelta(minutes=grace_minutes),
+                )
+            )
+        ).all()
+    for consultation_id, _room in rows:
+
+        async def close(session: AsyncSession, cid: int = consultation_id) -> Consultation:
+            return await end(
+                session,
+                cid,
+                by=None,
+                outcome="",
+                patient_consent=False,
+                now=now,
+                tz=tz,
+                secret=secret,
+                incidents="clôture automatique après le créneau",
+            )
+
+        await db.run_write(close)
+    return [room for _, room in rows]
