@@ -63,6 +63,7 @@ class Ticket:
             "token": self.token,
             "expires_at": self.expires_at.isoformat(),
             "role": self.role,
+            "name": self.name,
             "ws_path": f"/ws/rooms/{self.room_id}",
         }
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from signaling.bus import InProcessBus
+from signaling.peers import EchoPeers
 from signaling.rooms import Grant, Participant, RoomRegistry
 from signaling.server import Limits, SignalingServer
 from signaling.turn import ice_servers
@@ -24,6 +25,7 @@ from telmi.web.access import public
 log = logging.getLogger(__name__)
 
 SIGNALING = web.AppKey("signaling", SignalingServer)
+ECHO = web.AppKey("echo", EchoPeers)
 
 
 class PresenceLog:
@@ -91,7 +93,10 @@ def signaling_context(app: web.Application) -> AsyncIterator[None]:
             authorize,
             Limits(allowed_origins=settings.origins, ice_refresh_seconds=refresh),
         )
+        stun = [{"urls": list(settings.stun_urls)}] if settings.stun_urls else []
+        app[ECHO] = EchoPeers(stun)
         yield
+        await app[ECHO].close()
 
     return context(app)
 

@@ -13,10 +13,11 @@ from telmi.web.api import (
     consultations,
     directory,
     openapi,
+    precall,
     stats,
     tokens,
 )
-from telmi.web.pages import admin, agenda, appointments, auth, home, statistics
+from telmi.web.pages import admin, agenda, appointments, auth, home, statistics, video
 from telmi.web.pages import availability as availability_page
 
 
@@ -41,6 +42,10 @@ def setup_routes(app: web.Application) -> None:
     add("POST", one + "/deplacer", appointments.move, name="booking_move_submit")
     add("GET", "/agenda", agenda.week, name="agenda")
     add("GET", "/statistiques", statistics.statistics, name="statistics")
+    add("GET", "/test-video", video.test_video, name="test_video")
+    add("GET", r"/consultation/{booking_id:\d+}", video.room, name="consultation_room")
+    add("GET", "/invitation", video.invitation, name="invitation")
+    add("POST", "/api/precall/offer", precall.offer, name="api_precall_offer")
 
     rule, absence = "/disponibilites/regles", "/disponibilites/absences"
     add("GET", "/disponibilites", availability_page.show, name="availability")

@@ -8,9 +8,18 @@ from typing import Any
 from aiohttp import web
 
 from telmi.web.access import public
-from telmi.web.api import acts, availability, bookings, consultations, directory, stats, tokens
+from telmi.web.api import (
+    acts,
+    availability,
+    bookings,
+    consultations,
+    directory,
+    precall,
+    stats,
+    tokens,
+)
 
-MODULES = (directory, tokens, availability, bookings, consultations, acts, stats)
+MODULES = (directory, tokens, availability, bookings, consultations, precall, acts, stats)
 
 ERROR = {
     "type": "object",

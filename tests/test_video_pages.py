@@ -1,0 +1,142 @@
+"""The video pages in headless Chromium with fake camera and microphone: two people meet in a
+consultation room and see each other; the pre-call test reaches its verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from scheduling.clock import FrozenClock
+from telmi.app import create_app
+from telmi.db import Database
+from telmi.models import Role
+from telmi.settings import Settings
+
+from .factories import PASSWORD, bearer, make_facility, make_slot, make_user
+from .test_stats_page import CHROMIUM, CHROMIUM_ARGS, _require_browser
+
+FRAMES_DECODED = """async () => {
+  const room = window.telmiRoom;
+  if (!room) return false;
+  for (const peer of room.peers.values()) {
+    const stats = await peer.pc.getStats();
+    let frames = 0;
+    stats.forEach(s => { if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded || 0; });
+    if (frames > 0) return frames;
+  }
+  return false;
+}"""
+
+
+async def poll(page: Any, script: str, timeout: float = 15.0) -> Any:
+    """Evaluate `script` until truthy. (Playwright's wait_for_function evals a string in the
+    page, which Telmi's CSP rightly refuses; evaluate goes through the debugger instead.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await page.evaluate(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {script[:80]}")
+        await asyncio.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def site(
+    aiohttp_client: Any, settings: Settings, clock: FrozenClock, db: Database
+) -> TestClient:
+    """The app on a port known in advance, so its public URL (the allowed Origin) matches."""
+    port = _free_port()
+    app = create_app(settings.replace(public_url=f"http://127.0.0.1:{port}"), clock=clock)
+    return await aiohttp_client(app, server_kwargs={"port": port})  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    _require_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _signed_in(browser: Any, base: str, email: str) -> Any:
+    context = await browser.new_context(viewport={"width": 1100, "height": 800})
+    page = await context.new_page()
+    await page.goto(base + "/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base + "/")
+    return page
+
+
+async def test_two_pages_in_a_consultation_see_each_other(
+    site: TestClient, db: Database, clock: FrozenClock, browser: Any, tmp_path: Path
+) -> None:
+    facility = await make_facility(db)
+    staff = await make_user(db, Role.STAFF, facility=facility)
+    specialist = await make_user(db, Role.SPECIALIST)
+    slot = await make_slot(db, specialist, clock.now() + timedelta(minutes=5))
+    booked = await site.post(
+        "/api/bookings",
+        json={
+            "slot_id": slot.id,
+            "patient_ref": "RES-3",
+            "act_type": "teleconsultation",
+            "reason": "",
+        },
+        headers={**await bearer(db, staff), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    booking_id = (await booked.json())["id"]
+    base = str(site.make_url("/")).rstrip("/")
+    pages = [await _signed_in(browser, base, u.email) for u in (specialist, staff)]
+    for page in pages:
+        await page.goto(f"{base}/consultation/{booking_id}")
+        await poll(page, "document.getElementById('room-camera').options.length > 0")
+        await page.click("#room-join")
+    for page in pages:
+        await poll(page, "document.getElementById('room').dataset.state === 'connected'")
+    decoded = [await poll(page, FRAMES_DECODED, 20) for page in pages]
+    for page, before in zip(pages, decoded, strict=True):
+        await poll(page, f"async () => (await ({FRAMES_DECODED})()) > {before}", 10)
+    await pages[0].screenshot(path=str(tmp_path / "room.png"))
+    names = await pages[0].inner_text("#room-participants")
+    assert staff.full_name in names and "connecté" in names
+    assert await pages[0].is_visible("#room-end")  # the specialist may end it
+    assert not await pages[1].is_visible("#room-end")
+
+
+async def test_pre_call_test_reaches_its_verdict(
+    site: TestClient, db: Database, browser: Any
+) -> None:
+    staff = await make_user(db, Role.STAFF)
+    base = str(site.make_url("/")).rstrip("/")
+    page = await _signed_in(browser, base, staff.email)
+    await page.goto(base + "/test-video")
+    await page.click("#precall-start")
+    await poll(page, "window.telmiPrecall && window.telmiPrecall.framesDecoded > 0", 20)
+    await poll(page, "['ok', 'warn'].includes(document.getElementById('precall').dataset.verdict)")
+    verdict = await page.inner_text("#precall-verdict")
+    assert verdict.startswith(("Prêt", "Presque prêt"))
+    result = await page.evaluate("window.telmiPrecall")
+    assert result["state"] == "connected" and result["rtt"] is not None
