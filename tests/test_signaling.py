@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -364,3 +365,48 @@ def test_protocol_refuses_oversized_and_malformed_fields() -> None:
         "candidate", "a", {"candidate": None}
     )
     assert asyncio.iscoroutinefunction(SignalingServer.handle)
+
+
+def test_signaling_and_scheduling_never_import_telmi() -> None:
+    """The dependency runs one way: telmi uses them, they know nothing of telmi."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for package in ("signaling", "scheduling"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                assert not any(n == "telmi" or n.startswith("telmi.") for n in names), path
+
+
+async def test_turn_credentials_are_refreshed_before_they_expire(aiohttp_client: Any) -> None:
+    registry = RoomRegistry(
+        InProcessBus(),
+        welcome=lambda p: {
+            "ice_servers": ice_servers(
+                stun_urls=[],
+                turn_urls=["turn:turn.example:3478"],
+                turn_secret="s3cret",
+                participant_id=p.id,
+                now=time.time(),
+                ttl_seconds=60,
+            )
+        },
+    )
+    limits = Limits(allowed_origins=frozenset({ORIGIN}), ice_refresh_seconds=0.2)
+    app = web.Application()
+    app.router.add_get("/ws/rooms/{room_id}", SignalingServer(registry, authorize, limits).handle)
+    client = await aiohttp_client(app)
+    peer = Peer(await client.ws_connect("/ws/rooms/r1", origin=ORIGIN))
+    await peer.send(type="join", token="doc")
+    first = (await peer.next("joined"))["ice_servers"][0]
+    assert first["username"].endswith(":" + (peer.frames[-1]["participant_id"]))
+    refreshed = (await peer.next("ice-servers"))["ice_servers"][0]
+    assert refreshed["credential"] == turn_password("s3cret", refreshed["username"])
