@@ -122,7 +122,7 @@ def parse(frame: str) -> ClientMessage:
         candidate = body.get("candidate")
         if candidate is not None and not isinstance(candidate, dict):
             raise ProtocolError(BAD_MESSAGE, "'candidate' must be an object or null")
-        if candidate is not None and len(json.dumps(candidate)) > MAX_CANDIDATE_CHARS:
+        if candidate is not None and len(frame) > MAX_CANDIDATE_CHARS + 256:
             raise ProtocolError(BAD_MESSAGE, "'candidate' is too large")
         return Relay(kind, to, {"candidate": candidate})
     if kind in ("admit", "deny"):

@@ -219,7 +219,15 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # scratch migrations: not news
 
-    if args.what == "stats":
+    if args.what == "signaling":
+        from telmi.bench import signaling as signaling_bench
+
+        ok = asyncio.run(
+            signaling_bench.bench_signaling(
+                pairs=args.pairs, messages=args.messages, idle=args.idle
+            )
+        )
+    elif args.what == "stats":
         count = args.acts or (5_000_000 if args.backend == "postgresql" else 200_000)
         ok = asyncio.run(
             stats_bench.bench_stats(
@@ -316,12 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("booking", "bookings per second and latency over HTTP"),
         ("search", "free-slot search latency"),
         ("stats", "statistics over millions of acts, and appends per second"),
+        ("signaling", "relay throughput beside a bare aiohttp relay, idle memory, aiortc connect"),
     ):
         b = bench_sub.add_parser(name, help=helptext)
         b.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
         b.add_argument(
             "--postgres-url", help="server to create the scratch database on (default: local)"
         )
+        if name == "signaling":
+            b.add_argument("--pairs", type=int, default=50, help="client pairs relaying frames")
+            b.add_argument("--messages", type=int, default=2000, help="frames per pair")
+            b.add_argument("--idle", type=int, default=5000, help="idle participants for memory")
+            continue
         if name == "stats":
             b.add_argument(
                 "--acts", type=int, help="acts to generate (default 5,000,000; 200,000 on SQLite)"

@@ -33,3 +33,12 @@ def test_stats_benchmark_runs_and_the_rollup_stays_equal_to_the_log(
     assert "[target]: median" in out and "monthly report" in out
     assert "acts/s through append()" in out
     assert "rollup cells differing from the log after the appends: 0" in out
+
+
+def test_signaling_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tiny scale: the figures are printed (the targets are for the full run)."""
+    main(["bench", "signaling", "--pairs", "2", "--messages", "50", "--idle", "20"])
+    out = capsys.readouterr().out
+    assert "of the bare relay" in out and "(half load): latency" in out
+    assert "20 idle participants: server RSS" in out
+    assert "two aiortc peers connected through a room in" in out
