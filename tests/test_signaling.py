@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from signaling import protocol
 from signaling.bus import InProcessBus
@@ -410,3 +412,47 @@ async def test_turn_credentials_are_refreshed_before_they_expire(aiohttp_client:
     assert first["username"].endswith(":" + (peer.frames[-1]["participant_id"]))
     refreshed = (await peer.next("ice-servers"))["ice_servers"][0]
     assert refreshed["credential"] == turn_password("s3cret", refreshed["username"])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+frames = st.one_of(
+    st.text(max_size=200),
+    json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                [*protocol.RELAYED, "admit", "deny", "update", "ping", "join", "x"]
+            )
+        },
+        optional={
+            "to": json_values,
+            "sdp": json_values,
+            "candidate": json_values,
+            "participant_id": json_values,
+            "state": json_values,
+            "token": json_values,
+            "id": json_values,
+        },
+    ).map(json.dumps),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=st.lists(frames, min_size=1, max_size=8))
+async def test_nothing_a_client_sends_breaks_the_server(connect: Connect, batch: list[str]) -> None:
+    doc = await connect(token="doc")
+    await doc.next("joined")
+    for frame in batch:
+        await doc.ws.send_str(frame)
+    await doc.send(type="ping", id="still-alive")
+    while (reply := await doc.next()).get("id") != "still-alive":
+        assert reply["type"] in ("error", "pong", "participant-updated"), reply
+    await doc.send(type="leave")
