@@ -333,7 +333,7 @@ async def end(
     tz: ZoneInfo,
     secret: str,
     address: str = "",
-    incidents: str = "",
+    incidents: Any = "",
 ) -> Consultation:
     """End the consultation (the slot's specialist, or the system when it was left open).
 
@@ -348,6 +348,8 @@ async def end(
         raise Forbidden("Seul le spécialiste de la consultation peut la terminer.")
     if not isinstance(outcome, str) or len(outcome) > 500:
         raise ValidationError("Compte rendu : 500 caractères au plus.", field="outcome")
+    if not isinstance(incidents, str) or len(incidents) > 500:
+        raise ValidationError("Incidents : 500 caractères au plus.", field="incidents")
     if not isinstance(patient_consent, bool):
         raise ValidationError(
             "« patient_consent » : le consentement du patient a-t-il été recueilli ?",
@@ -394,7 +396,7 @@ async def end(
                     secret, finess=b.facility_finess, patient_ref=b.patient_ref, ins=b.patient_ins
                 ),
                 patient_consent=patient_consent,
-                incidents=incidents,
+                incidents=incidents.strip(),
             ),
             now=now,
             tz=tz,

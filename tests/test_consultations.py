@@ -188,7 +188,9 @@ async def test_ending_logs_one_act_closes_the_room_and_a_second_end_logs_nothing
     ).status == 403
     assert (await client.post(path, json={}, headers=visit["hs"])).status == 422
     first = await client.post(
-        path, json={"patient_consent": True, "outcome": "Traitement adapté"}, headers=visit["hs"]
+        path,
+        json={"patient_consent": True, "outcome": "Traitement adapté", "incidents": "écho du son"},
+        headers=visit["hs"],
     )
     assert first.status == 200 and (await first.json())["status"] == "ended"
     assert (await _next(nurse, "error"))["code"] == "room_closed"
@@ -204,6 +206,7 @@ async def test_ending_logs_one_act_closes_the_room_and_a_second_end_logs_nothing
     assert act.source_key == f"consultation:{doc_ticket['consultation_id']}"
     assert act.act_type.value == "teleconsultation" and act.specialty_code == "dermatologie"
     assert act.duration_seconds == 25 * 60 and act.patient_consent is True
+    assert act.incidents == "écho du son"
     assert status is BookingStatus.COMPLETED
     late = await _ticket(client, visit["ha"], visit["booking_id"])
     assert late.status == 409

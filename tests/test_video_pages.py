@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from scheduling.clock import FrozenClock
 from telmi.app import create_app
 from telmi.db import Database
-from telmi.models import Role
+from telmi.models import Act, Role
 from telmi.settings import Settings
 
 from .factories import PASSWORD, bearer, make_facility, make_slot, make_user
@@ -124,6 +125,17 @@ async def test_two_pages_in_a_consultation_see_each_other(
     assert staff.full_name in names and "connecté" in names
     assert await pages[0].is_visible("#room-end")  # the specialist may end it
     assert not await pages[1].is_visible("#room-end")
+
+    await pages[0].select_option("#room-outcome-kind", index=1)
+    await pages[0].fill("#room-incidents", "image figée une minute")
+    await pages[0].check("#room-consent")
+    await pages[0].click("#room-end button[type=submit]")
+    for page in pages:
+        await poll(page, "document.getElementById('room').dataset.state === 'ended'")
+    assert "terminée" in await pages[1].inner_text("#room-status")
+    async with db.read() as session:
+        act = await session.scalar(select(Act))
+    assert act is not None and act.incidents == "image figée une minute" and act.patient_consent
 
 
 async def test_pre_call_test_reaches_its_verdict(

@@ -318,8 +318,10 @@
     endForm.addEventListener("submit", async function (event) {
       event.preventDefault();
       try {
+        var notes = $("room-outcome").value.trim();
         await post("/api/consultations/" + ticket.consultation_id + "/end", {
-          outcome: $("room-outcome").value,
+          outcome: $("room-outcome-kind").value + (notes ? " — " + notes : ""),
+          incidents: $("room-incidents").value.trim(),
           patient_consent: $("room-consent").checked
         });
       } catch (err) {

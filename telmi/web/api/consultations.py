@@ -112,6 +112,7 @@ async def end(request: web.Request) -> web.Response:
             by=user,
             outcome=body.get("outcome", ""),
             patient_consent=body.get("patient_consent"),
+            incidents=body.get("incidents", ""),
             now=now,
             tz=settings.tz,
             secret=settings.secret_key,
@@ -233,6 +234,11 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "properties": {
                     "patient_consent": {"type": "boolean"},
                     "outcome": {"type": "string", "maxLength": 500},
+                    "incidents": {
+                        "type": "string",
+                        "maxLength": 500,
+                        "description": "technical incidents, logged with the act",
+                    },
                 },
             },
             unsafe=True,
