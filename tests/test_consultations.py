@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -17,6 +18,7 @@ from scheduling.clock import FrozenClock
 from telmi import consultations
 from telmi.db import Database
 from telmi.models import Act, Booking, BookingStatus, Consultation, Presence, Role
+from telmi.web import rooms
 
 from .factories import bearer, make_facility, make_slot, make_user, page_csrf
 
@@ -253,3 +255,25 @@ async def test_a_consultation_left_open_is_closed_after_its_slot_with_its_act(
     async with db.read() as session:
         act = await session.scalar(select(Act))
     assert act is not None and act.patient_consent is False and "automatique" in act.incidents
+
+
+async def test_the_server_closes_rooms_left_open_after_the_slot(
+    client: TestClient, db: Database, visit: dict[str, Any], clock: FrozenClock
+) -> None:
+    doc = await _enter(
+        client, await (await _ticket(client, visit["hs"], visit["booking_id"])).json()
+    )
+    await _next(doc, "joined")
+    nurse = await _enter(
+        client, await (await _ticket(client, visit["ha"], visit["booking_id"])).json()
+    )
+    await _next(nurse, "joined")
+    clock.advance(timedelta(minutes=10 + 30 + 31))  # the slot, then the 30-minute grace
+    sweeper = asyncio.create_task(rooms._close_overdue_rooms(client.app, every=0.05))
+    try:
+        assert (await _next(nurse, "error"))["code"] == "room_closed"
+        assert (await _next(doc, "error"))["code"] == "room_closed"
+    finally:
+        sweeper.cancel()
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Act)) == 1

@@ -7,6 +7,7 @@ ICE servers each participant gets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -95,10 +96,33 @@ def signaling_context(app: web.Application) -> AsyncIterator[None]:
         )
         stun = [{"urls": list(settings.stun_urls)}] if settings.stun_urls else []
         app[ECHO] = EchoPeers(stun)
+        sweeper = asyncio.create_task(_close_overdue_rooms(app))
         yield
+        sweeper.cancel()
         await app[ECHO].close()
 
     return context(app)
+
+
+async def _close_overdue_rooms(app: web.Application, every: float = 60.0) -> None:
+    """End consultations left open past their slot and the grace, and close their rooms.
+    Safe in several processes at once: ending is one conditional UPDATE, the act is logged
+    once per consultation. (The background-jobs work moves this onto the scheduler.)"""
+    settings = app[SETTINGS]
+    while True:
+        await asyncio.sleep(every)
+        try:
+            rooms = await consultations.close_overdue(
+                app[DB],
+                now=app[CLOCK].now(),
+                grace_minutes=settings.room_grace_minutes,
+                tz=settings.tz,
+                secret=settings.secret_key,
+            )
+            for room_id in rooms:
+                await app[SIGNALING].registry.close_room(room_id)
+        except Exception:
+            log.exception("closing overdue consultations failed; will retry")
 
 
 async def close_sockets(app: web.Application) -> None:
