@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from scheduling.clock import Clock, SystemClock
-from telmi import migrate
+from telmi import migrate, worker
 from telmi.db import Database
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.labels import label
@@ -56,6 +56,7 @@ def create_app(
     env.filters["label"] = label
     app.cleanup_ctx.append(database_context(require_head=require_migrated))
     app.cleanup_ctx.append(rooms.signaling_context)
+    app.cleanup_ctx.append(worker.jobs_context)
     app.on_shutdown.append(rooms.close_sockets)
     app.on_response_prepare.append(middlewares.security_headers)
     setup_routes(app)

@@ -57,6 +57,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.no_jobs:
+        settings = settings.replace(jobs=False)
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Telmi sert sur http://{host}:{port} (base : {settings.database_url.split('@')[-1]})")
     web.run_app(
@@ -66,6 +68,31 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         access_log_class=PathOnlyAccessLogger,
         print=None,
     )
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    from telmi.worker import run_worker
+
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print("Telmi : tâches de fond seulement (arrêt : Ctrl-C)", flush=True)
+    asyncio.run(run_worker(settings, SystemClock()))
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
+    from telmi import backup
+
+    path = asyncio.run(backup.backup(settings))
+    print(f"backup written: {path} (integrity ok; last {settings.backup_keep} kept)")
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from telmi import backup
+
+    asyncio.run(backup.restore(settings, Path(args.file)))
+    print(f"database restored from {args.file}")
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> None:
@@ -274,7 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web application")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--no-jobs", action="store_true", help="leave background jobs to others")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the background jobs only (no web server)")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("backup", help="online backup of the SQLite database").set_defaults(
+        func=cmd_backup
+    )
+    restore = sub.add_parser("restore", help="restore the SQLite database from a backup")
+    restore.add_argument("file")
+    restore.set_defaults(func=cmd_restore)
 
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])

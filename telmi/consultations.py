@@ -456,3 +456,15 @@ async def close_overdue(
 
         await db.run_write(close)
     return [room for _, room in rows]
+
+
+async def ended_rooms(db: Database, room_ids: list[str]) -> list[str]:
+    async with db.read() as session:
+        return list(
+            await session.scalars(
+                select(Consultation.room_id).where(
+                    Consultation.room_id.in_(room_ids),
+                    Consultation.status == ConsultationStatus.ENDED,
+                )
+            )
+        )

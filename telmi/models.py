@@ -668,3 +668,21 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # An iCalendar invitation (booking confirmed, moved, cancelled), sent as an attachment.
+    ics: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRun(Base):
+    """The last run of each background job, whichever process ran it (for the admin page)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    last_started_at: Mapped[datetime]
+    last_duration_ms: Mapped[int] = mapped_column(Integer)
+    last_ok: Mapped[bool] = mapped_column(Boolean)
+    last_result: Mapped[str] = mapped_column(String(500), default="")
+    next_run_at: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    runner: Mapped[str] = mapped_column(String(100), default="")

@@ -75,6 +75,12 @@ def _urls(scheme: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def _smtp(raw: str) -> str:
+    if raw and urlsplit(raw).scheme not in ("smtp", "smtps"):
+        raise ValueError("expected smtp://host:port or smtps://host:port")
+    return raw
+
+
 def _timezone(raw: str) -> str:
     try:
         ZoneInfo(raw)
@@ -195,6 +201,19 @@ SETTINGS: tuple[Setting, ...] = (
         _int(0),
     ),
     Setting("max_participants", "5", "participants in one consultation (mesh)", _int(2)),
+    Setting("jobs", "true", "run background jobs in this process (telmi serve --no-jobs)", _bool),
+    Setting(
+        "leader_retry_seconds",
+        "15",
+        "how often a process tries to take over the jobs (the leader checks its lock as often)",
+        _int(1),
+    ),
+    Setting("smtp_url", "", "smtp://user:password@host:587?starttls=1 to send mail", _smtp),
+    Setting("mail_from", "Telmi <ne-pas-repondre@telmi.local>", "sender of notification mail"),
+    Setting(
+        "notification_attempts", "5", "delivery attempts before a mail is dead-lettered", _int(1)
+    ),
+    Setting("backup_keep", "7", "nightly SQLite backups kept", _int(1)),
 )
 
 
@@ -228,6 +247,12 @@ class Settings:
     room_opens_minutes: int = 15
     room_grace_minutes: int = 30
     max_participants: int = 5
+    jobs: bool = True
+    leader_retry_seconds: int = 15
+    smtp_url: str = ""
+    mail_from: str = "Telmi <ne-pas-repondre@telmi.local>"
+    notification_attempts: int = 5
+    backup_keep: int = 7
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

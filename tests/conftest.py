@@ -163,7 +163,10 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, secret_key=TEST_SECRET)
+    # Jobs off: tests run them explicitly, on the test's clock (see tests/test_jobs.py).
+    return Settings(
+        database_url=database_url, data_dir=tmp_path, secret_key=TEST_SECRET, jobs=False
+    )
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
-from telmi import consultations
+from telmi import consultations, jobs
 from telmi.db import Database
+from telmi.keys import SETTINGS
 from telmi.models import Act, Booking, BookingStatus, Consultation, Presence, Role
 from telmi.web import rooms
 
@@ -257,7 +258,7 @@ async def test_a_consultation_left_open_is_closed_after_its_slot_with_its_act(
     assert act is not None and act.patient_consent is False and "automatique" in act.incidents
 
 
-async def test_the_server_closes_rooms_left_open_after_the_slot(
+async def test_the_job_ends_consultations_left_open_and_their_rooms_close(
     client: TestClient, db: Database, visit: dict[str, Any], clock: FrozenClock
 ) -> None:
     doc = await _enter(
@@ -269,7 +270,11 @@ async def test_the_server_closes_rooms_left_open_after_the_slot(
     )
     await _next(nurse, "joined")
     clock.advance(timedelta(minutes=10 + 30 + 31))  # the slot, then the 30-minute grace
-    sweeper = asyncio.create_task(rooms._close_overdue_rooms(client.app, every=0.05))
+    settings = client.app[SETTINGS]
+    await jobs.close_consultations(db, clock, settings)  # the scheduler's job ends it...
+    sweeper = asyncio.create_task(
+        rooms._close_ended_rooms(client.app, every=0.05)
+    )  # ...rooms close
     try:
         assert (await _next(nurse, "error"))["code"] == "room_closed"
         assert (await _next(doc, "error"))["code"] == "room_closed"

@@ -96,7 +96,7 @@ def signaling_context(app: web.Application) -> AsyncIterator[None]:
         )
         stun = [{"urls": list(settings.stun_urls)}] if settings.stun_urls else []
         app[ECHO] = EchoPeers(stun)
-        sweeper = asyncio.create_task(_close_overdue_rooms(app))
+        sweeper = asyncio.create_task(_close_ended_rooms(app))
         yield
         sweeper.cancel()
         await app[ECHO].close()
@@ -104,25 +104,19 @@ def signaling_context(app: web.Application) -> AsyncIterator[None]:
     return context(app)
 
 
-async def _close_overdue_rooms(app: web.Application, every: float = 60.0) -> None:
-    """End consultations left open past their slot and the grace, and close their rooms.
-    Safe in several processes at once: ending is one conditional UPDATE, the act is logged
-    once per consultation. (The background-jobs work moves this onto the scheduler.)"""
-    settings = app[SETTINGS]
+async def _close_ended_rooms(app: web.Application, every: float = 30.0) -> None:
+    """Close this process's rooms whose consultation has ended elsewhere (by the job that
+    closes overdue consultations, perhaps in `telmi worker`, or from another process)."""
     while True:
         await asyncio.sleep(every)
+        registry = app[SIGNALING].registry
         try:
-            rooms = await consultations.close_overdue(
-                app[DB],
-                now=app[CLOCK].now(),
-                grace_minutes=settings.room_grace_minutes,
-                tz=settings.tz,
-                secret=settings.secret_key,
-            )
-            for room_id in rooms:
-                await app[SIGNALING].registry.close_room(room_id)
+            if registry.rooms:
+                ended = await consultations.ended_rooms(app[DB], list(registry.rooms))
+                for room_id in ended:
+                    await registry.close_room(room_id)
         except Exception:
-            log.exception("closing overdue consultations failed; will retry")
+            log.exception("closing ended rooms failed; will retry")
 
 
 async def close_sockets(app: web.Application) -> None:

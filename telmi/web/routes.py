@@ -17,7 +17,16 @@ from telmi.web.api import (
     stats,
     tokens,
 )
-from telmi.web.pages import admin, agenda, appointments, auth, home, statistics, video
+from telmi.web.pages import (
+    admin,
+    agenda,
+    appointments,
+    auth,
+    background,
+    home,
+    statistics,
+    video,
+)
 from telmi.web.pages import availability as availability_page
 
 
@@ -30,6 +39,9 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/login", auth.login, name="login_submit")
     add("POST", "/logout", auth.logout, name="logout")
     add("GET", "/admin", admin.admin, name="admin")
+    add("GET", "/admin/taches", background.job_list, name="admin_jobs")
+    add("GET", "/notifications", background.notifications, name="notifications")
+    add("POST", "/notifications/lues", background.mark_read, name="notifications_read")
 
     new, one = "/rendez-vous/nouveau", r"/rendez-vous/{booking_id:\d+}"
     add("GET", new, appointments.search, name="booking_search")

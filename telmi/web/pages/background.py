@@ -1,0 +1,54 @@
+"""« Tâches de fond » for admins and « Mes notifications » for everyone signed in."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from telmi import jobs, notify
+from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.models import Role
+from telmi.web.access import authenticated, current_user, roles
+from telmi.web.pages.display import page_context
+from telmi.web.render import render
+from telmi.worker import RUNNER
+
+
+def _schedule(job: jobs.Job) -> str:
+    if job.every_seconds:
+        seconds = int(job.every_seconds)
+        return f"toutes les {seconds} s" if seconds < 120 else f"toutes les {seconds // 60} min"
+    return f"chaque nuit à {job.cron.get('hour', 0):02d}:{job.cron.get('minute', 0):02d}"
+
+
+@roles(Role.ADMIN)
+async def job_list(request: web.Request) -> web.Response:
+    app = request.app
+    defined = jobs.build(app[DB], app[CLOCK], app[SETTINGS])
+    runs = await jobs.last_runs(app[DB])
+    here = app[RUNNER].next_runs() if RUNNER in app else {}
+    rows = [
+        {
+            "job": job,
+            "schedule": _schedule(job),
+            "run": runs.get(job.name),
+            "next": here.get(job.name)
+            or (runs[job.name].next_run_at if job.name in runs else None),
+        }
+        for job in defined
+    ]
+    return render(request, "admin_jobs.html", page_context(request, rows=rows, local=here != {}))
+
+
+@authenticated
+async def notifications(request: web.Request) -> web.Response:
+    user = current_user(request)
+    async with request.app[DB].read() as session:
+        items = await notify.for_user(session, user)
+    return render(request, "notifications.html", page_context(request, items=items))
+
+
+@authenticated
+async def mark_read(request: web.Request) -> web.Response:
+    user, now = current_user(request), request.app[CLOCK].now()
+    await request.app[DB].run_write(lambda s: notify.mark_read(s, user, now=now))
+    raise web.HTTPSeeOther(request.app.router["notifications"].url_for())
