@@ -372,3 +372,95 @@ async def test_concurrent_deliveries_send_each_notice_once(
     await jobs.reminders(db, clock.__class__(clock.now()), settings.replace(smtp_url=""))
     await asyncio.gather(*(jobs.deliver_mail(db, clock, settings) for _ in range(4)))
     assert len(inbox.messages) == 2
+
+
+async def test_cancellation_notice_carries_a_calendar_cancel(
+    client: TestClient, visit: dict[str, Any], db: Database, clock: FrozenClock, settings: Settings
+) -> None:
+    headers = await bearer(db, visit["staff"])
+    cancelled = await client.post(
+        f"/api/bookings/{visit['booking_id']}/cancel",
+        json={"reason": "Hospitalisation"},
+        headers=headers,
+    )
+    assert cancelled.status == 200
+    await jobs.reminders(db, clock, settings)
+    async with db.read() as session:
+        notices = {n.kind: n for n in await session.scalars(select(Notification))}
+    assert "rdv-annule" in notices and "METHOD:CANCEL" in (notices["rdv-annule"].ics or "")
+    assert "Hospitalisation" not in notices["rdv-annule"].body
+
+
+async def test_missed_consultations_become_no_shows(
+    visit: dict[str, Any], db: Database, clock: FrozenClock, settings: Settings
+) -> None:
+    clock.set(visit["start"] + timedelta(minutes=30 + settings.room_grace_minutes - 1))
+    assert "0 rendez-vous" in await jobs.mark_no_shows(db, clock, settings)
+    clock.advance(timedelta(minutes=2))
+    assert "1 rendez-vous" in await jobs.mark_no_shows(db, clock, settings)
+    assert "0 rendez-vous" in await jobs.mark_no_shows(db, clock, settings)
+    async with db.read() as session:
+        assert await session.scalar(select(Booking.status)) is BookingStatus.NO_SHOW
+
+
+async def test_purge_removes_what_expired(
+    client: TestClient, visit: dict[str, Any], db: Database, clock: FrozenClock, settings: Settings
+) -> None:
+    await login(client, visit["staff"].email, PASSWORD)
+    clock.advance(timedelta(days=3))
+    result = await jobs.purge(db, clock, settings)
+    assert "1 sessions" in result and "1 clés d'idempotence" in result
+
+
+async def test_a_tampered_act_log_alerts_the_admins(sqlite_db: Database, tmp_path: Path) -> None:
+    from .factories import make_act
+
+    clock = FrozenClock(datetime(2026, 3, 1, 4, 10, tzinfo=UTC))
+    admin = await make_user(sqlite_db, Role.ADMIN)
+    facility, specialist = (
+        await make_facility(sqlite_db),
+        await make_user(sqlite_db, Role.SPECIALIST),
+    )
+    act = await make_act(
+        sqlite_db,
+        facility=facility,
+        specialist=specialist,
+        occurred_at=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+    assert "intacte" in await jobs.verify_act_chain(sqlite_db, clock)
+    async with sqlite_db.write() as session:
+        await session.execute(
+            text("UPDATE acts SET duration_seconds = 1 WHERE id = :id"), {"id": act.id}
+        )
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="altéré"):
+            await jobs.verify_act_chain(sqlite_db, clock)
+    async with sqlite_db.read() as session:
+        alerts = list(
+            await session.scalars(select(Notification).where(Notification.user_id == admin.id))
+        )
+    assert len(alerts) == 1 and f"acte {act.id}" in alerts[0].body
+
+
+def test_backup_and_restore_commands(tmp_path: Path) -> None:
+    env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path), "TELMI_LOG_LEVEL": "WARNING"}
+    env.pop("TELMI_DATABASE_URL", None)
+
+    def telmi(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "telmi.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert telmi("db", "upgrade").returncode == 0
+    made = telmi("backup")
+    assert made.returncode == 0 and "integrity ok" in made.stdout
+    copy = next((tmp_path / "backups").glob("telmi-*.sqlite3"))
+    assert telmi("restore", str(copy)).returncode == 0
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"not a database at all" * 100)
+    refused = telmi("restore", str(bad))
+    assert refused.returncode == 1 and "endommagé" in refused.stderr
