@@ -105,6 +105,8 @@ def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iter
         **os.environ,
         "TELMI_DATABASE_URL": database_url,
         "TELMI_LOG_LEVEL": "WARNING",
+        # Measured alone: in production the jobs can run in `telmi worker` beside it.
+        "TELMI_JOBS": "false",
         **(extra_env or {}),
     }
     process = subprocess.Popen(
