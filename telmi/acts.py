@@ -127,12 +127,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# Columns added later are hashed only when set, so earlier entries keep their hashes.
+HASHED_WHEN_SET = ("response_seconds",)
+
+
 def chain_hash(prev_hash: str, values: dict[str, Any]) -> str:
-    payload = json.dumps(
-        [prev_hash, [_canonical(values[name]) for name in HASHED]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    fields = [_canonical(values[name]) for name in HASHED]
+    fields += [[n, values[n]] for n in HASHED_WHEN_SET if values.get(n) is not None]
+    payload = json.dumps([prev_hash, fields], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -154,6 +156,7 @@ class NewAct:
     specialist_id: int | None = None
     specialist_rpps: str | None = None
     incidents: str = ""
+    response_seconds: int | None = None
 
 
 def local_calendar(at: datetime, tz: ZoneInfo) -> dict[str, Any]:
@@ -322,6 +325,7 @@ async def _entry(
         "incidents": new.incidents,
         "cancels_act_id": None,
         "note": "",
+        "response_seconds": new.response_seconds,
         "recorded_at": now.astimezone(UTC),
         "recorded_by_id": recorded_by.id if recorded_by else None,
     }
@@ -377,7 +381,7 @@ async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: 
         raise NotFound(f"Acte {act_id} introuvable.")
     if original.sign != 1:
         raise ValidationError("Une annulation ne s'annule pas.", field="act_id")
-    values = {name: getattr(original, name) for name in HASHED}
+    values = {name: getattr(original, name) for name in (*HASHED, *HASHED_WHEN_SET)}
     values.update(
         {
             "act_type": original.act_type.value,
@@ -444,7 +448,12 @@ class Verdict:
 
 async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
     after = 0
-    columns = [_ACTS.c.id, _ACTS.c.prev_hash, _ACTS.c.hash, *(_ACTS.c[n] for n in HASHED)]
+    columns = [
+        _ACTS.c.id,
+        _ACTS.c.prev_hash,
+        _ACTS.c.hash,
+        *(_ACTS.c[n] for n in (*HASHED, *HASHED_WHEN_SET)),
+    ]
     while True:
         rows = (
             await session.execute(

@@ -606,6 +606,8 @@ class Act(Base):
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("acts.id"), unique=True
     )
     note: Mapped[str] = mapped_column(String(500), default="")
+    # Téléexpertise: from the request sent to the answer.
+    response_seconds: Mapped[int | None] = mapped_column(Integer)
     recorded_at: Mapped[datetime]
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     prev_hash: Mapped[str] = mapped_column(String(64))
