@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from scheduling.clock import Clock
 from scheduling.jobs import Job, Run
-from telmi import acts, availability, backup, booking, consultations, notify
+from telmi import acts, availability, backup, booking, consultations, expertise, notify
 from telmi.db import Database, dialect_name
 from telmi.mail import Mailer
 from telmi.models import (
@@ -148,6 +148,12 @@ async def purge(db: Database, clock: Clock, settings: Settings) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
+async def overdue_expertise(db: Database, clock: Clock, settings: Settings) -> str:
+    return await db.run_write(
+        lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
+    )
+
+
 async def verify_act_chain(db: Database, clock: Clock) -> str:
     async with db.read() as session:
         verdict = await acts.verify(session)
@@ -222,6 +228,13 @@ def build(db: Database, clock: Clock, settings: Settings) -> list[Job]:
             "Clôturer les consultations restées ouvertes",
             every_seconds=60,
             misfire_grace_seconds=600,
+        ),
+        Job(
+            "teleexpertises-en-retard",
+            lambda: overdue_expertise(db, clock, settings),
+            "Relancer les téléexpertises en retard, expirer les abandonnées",
+            every_seconds=600,
+            misfire_grace_seconds=3600,
         ),
         Job(
             "purge",

@@ -12,6 +12,7 @@ from telmi.web.api import (
     bookings,
     consultations,
     directory,
+    expertise,
     openapi,
     precall,
     stats,
@@ -132,6 +133,22 @@ def setup_routes(app: web.Application) -> None:
         name="api_consultation_end",
     )
     add("GET", "/ws/rooms/{room_id}", rooms.room_socket, name="room_socket")
+    ex = "/api/expertise"
+    add("GET", ex, expertise.list_requests, name="api_expertise")
+    add("POST", ex, expertise.create, name="api_expertise_create")
+    add("GET", ex + r"/{request_id:\d+}", expertise.show, name="api_expertise_show")
+    add("POST", ex + r"/{request_id:\d+}/photos", expertise.upload, name="api_expertise_photos")
+    for step in ("send", "take", "ask", "reply", "answer", "decline"):
+        add(
+            "POST",
+            ex + r"/{request_id:\d+}/" + step,
+            getattr(expertise, step),
+            name=f"api_expertise_{step}",
+        )
+    add("GET", ex + r"/photos/{photo_id:\d+}", expertise.photo, name="api_expertise_photo")
+    add(
+        "GET", ex + r"/photos/{photo_id:\d+}/thumbnail", expertise.photo, name="api_expertise_thumb"
+    )
     add("GET", "/api/acts", acts.list_acts, name="api_acts")
     add("POST", "/api/acts", acts.create_act, name="api_acts_create")
     add("POST", r"/api/acts/{act_id}/cancel", acts.cancel_act, name="api_act_cancel")

@@ -14,12 +14,23 @@ from telmi.web.api import (
     bookings,
     consultations,
     directory,
+    expertise,
     precall,
     stats,
     tokens,
 )
 
-MODULES = (directory, tokens, availability, bookings, consultations, precall, acts, stats)
+MODULES = (
+    directory,
+    tokens,
+    availability,
+    bookings,
+    consultations,
+    precall,
+    expertise,
+    acts,
+    stats,
+)
 
 ERROR = {
     "type": "object",

@@ -1,0 +1,598 @@
+"""Tele-expertise: a facility asks a specialty a question with photos; a specialist answers.
+
+States: draft -> sent -> taken -> (needs_information <-> taken) -> answered, or declined,
+or expired (unanswered long past its due date). Every change is one conditional UPDATE on
+the state it expects, so two specialists taking the same request cannot both get it, and
+answering twice logs one act. Who sees a request: the requesting facility's staff and the
+specialists of its specialty (or the one named); every read of it or its photos is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telmi import acts, audit, booking, notify
+from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
+from telmi.models import (
+    ActType,
+    ExpertiseAttachment,
+    ExpertiseMessage,
+    ExpertiseRequest,
+    ExpertiseStatus,
+    ExpertiseUrgency,
+    Facility,
+    Role,
+    Specialty,
+    User,
+)
+from telmi.photos import MAX_PHOTOS, Photo
+
+WITHIN = {
+    ExpertiseUrgency.H24: timedelta(hours=24),
+    ExpertiseUrgency.H72: timedelta(hours=72),
+    ExpertiseUrgency.D7: timedelta(days=7),
+}
+EXPIRES_AFTER_DUE = timedelta(days=14)
+OPEN = (ExpertiseStatus.SENT, ExpertiseStatus.TAKEN, ExpertiseStatus.NEEDS_INFORMATION)
+LABELS = {
+    ExpertiseStatus.DRAFT: "Brouillon",
+    ExpertiseStatus.SENT: "Envoyée",
+    ExpertiseStatus.TAKEN: "Prise en charge",
+    ExpertiseStatus.NEEDS_INFORMATION: "Complément demandé",
+    ExpertiseStatus.ANSWERED: "Répondue",
+    ExpertiseStatus.DECLINED: "Déclinée",
+    ExpertiseStatus.EXPIRED: "Expirée",
+}
+
+
+@dataclass
+class Thread:
+    request: ExpertiseRequest
+    specialty: Specialty
+    facility: Facility
+    requester: User
+    assignee: User | None
+    messages: list[tuple[ExpertiseMessage, str]]
+    photos: list[ExpertiseAttachment]
+
+
+def _text(value: Any, name: str, limit: int, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValidationError(f"« {name} » : texte de {limit} caractères au plus.", field=name)
+    if required and not value.strip():
+        raise ValidationError(f"« {name} » est requis.", field=name)
+    return value.strip()
+
+
+def may_see(user: User, request: ExpertiseRequest, specialty_id: int | None = None) -> bool:
+    if user.role is Role.STAFF:
+        return request.facility_id == user.facility_id
+    if user.role is Role.SPECIALIST:
+        if request.status is ExpertiseStatus.DRAFT:
+            return False
+        if request.specialist_id is not None:
+            return request.specialist_id == user.id or request.assigned_to_id == user.id
+        return request.specialty_id == user.specialty_id
+    return False
+
+
+async def _load(session: AsyncSession, request_id: int, user: User) -> ExpertiseRequest:
+    found = await session.get(ExpertiseRequest, request_id)
+    if found is None or user.role not in (Role.STAFF, Role.SPECIALIST):
+        raise NotFound(f"Demande {request_id} introuvable.")
+    if not may_see(user, found):
+        raise Forbidden("Cette demande ne concerne ni votre établissement ni votre spécialité.")
+    return found
+
+
+async def create(
+    session: AsyncSession, user: User, body: dict[str, Any], *, now: datetime
+) -> ExpertiseRequest:
+    """A draft for the staff member's facility (sent with `send`, once its photos are in)."""
+    if user.role is not Role.STAFF or user.facility_id is None:
+        raise Forbidden("Seul le personnel d'un établissement demande une téléexpertise.")
+    code = _text(body.get("specialty"), "specialty", 40, required=True)
+    specialty = await session.scalar(select(Specialty).where(Specialty.code == code))
+    if specialty is None:
+        raise ValidationError("Spécialité inconnue.", field="specialty")
+    specialist_id = body.get("specialist_id")
+    if specialist_id is not None:
+        named = await session.get(User, specialist_id) if isinstance(specialist_id, int) else None
+        if named is None or named.role is not Role.SPECIALIST or named.specialty_id != specialty.id:
+            raise ValidationError(
+                "Ce spécialiste n'exerce pas cette spécialité.", field="specialist_id"
+            )
+    try:
+        urgency = ExpertiseUrgency(body.get("urgency", "72h"))
+    except ValueError:
+        raise ValidationError("« urgency » vaut 24h, 72h ou 7d.", field="urgency") from None
+    consent = body.get("consent_recorded")
+    if consent is not True:
+        raise ValidationError(
+            "Le consentement du patient à la téléexpertise doit être recueilli.",
+            field="consent_recorded",
+        )
+    request = ExpertiseRequest(
+        facility_id=user.facility_id,
+        requested_by_id=user.id,
+        specialty_id=specialty.id,
+        specialist_id=specialist_id,
+        patient_ref=booking.check_patient_ref(body.get("patient_ref")),
+        consent_recorded=True,
+        question=_text(body.get("question"), "question", 4000, required=True),
+        clinical_context=_text(
+            body.get("clinical_context"), "clinical_context", 8000, required=False
+        ),
+        urgency=urgency,
+        status=ExpertiseStatus.DRAFT,
+        created_at=now,
+    )
+    session.add(request)
+    await session.flush()
+    await audit.record(
+        session,
+        "expertise.created",
+        actor=user,
+        target_type="expertise",
+        target_id=request.id,
+        at=now,
+    )
+    return request
+
+
+async def add_photos(
+    session: AsyncSession, user: User, request_id: int, photos: list[Photo], *, now: datetime
+) -> list[ExpertiseAttachment]:
+    request = await _load(session, request_id, user)
+    if user.role is not Role.STAFF or request.status not in (
+        ExpertiseStatus.DRAFT,
+        ExpertiseStatus.NEEDS_INFORMATION,
+    ):
+        raise Conflict(
+            "Les photos s'ajoutent au brouillon ou en réponse à une demande de complément."
+        )
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ExpertiseAttachment)
+        .where(ExpertiseAttachment.request_id == request.id)
+    )
+    if int(count or 0) + len(photos) > MAX_PHOTOS:
+        raise ValidationError(f"{MAX_PHOTOS} photos au plus par demande.", field="photos")
+    rows = [
+        ExpertiseAttachment(
+            request_id=request.id,
+            uploaded_by_id=user.id,
+            content_hash=p.sha256,
+            media_type=p.media_type,
+            size_bytes=len(p.data),
+            width=p.width,
+            height=p.height,
+            created_at=now,
+        )
+        for p in photos
+    ]
+    session.add_all(rows)
+    await session.flush()
+    await audit.record(
+        session,
+        "expertise.photos_added",
+        actor=user,
+        target_type="expertise",
+        target_id=request.id,
+        at=now,
+        count=len(rows),
+    )
+    return rows
+
+
+async def _specialists(session: AsyncSession, request: ExpertiseRequest) -> list[int]:
+    if request.specialist_id is not None:
+        return [request.specialist_id]
+    return list(
+        await session.scalars(
+            select(User.id).where(
+                User.role == Role.SPECIALIST,
+                User.specialty_id == request.specialty_id,
+                User.is_active.is_(True),
+            )
+        )
+    )
+
+
+async def _notify(
+    session: AsyncSession,
+    request: ExpertiseRequest,
+    users: list[int],
+    kind: str,
+    subject: str,
+    now: datetime,
+    public_url: str,
+    key: str = "",
+) -> None:
+    for user_id in users:
+        await notify.enqueue(
+            session,
+            user_id=user_id,
+            kind=kind,
+            subject=subject,
+            body=f"{subject}.\n\nDemande de téléexpertise n° {request.id} (résident {request.patient_ref}).\n"
+            f"Voir la demande : {public_url}/teleexpertise/{request.id}\n\n— Telmi",
+            dedupe_key=f"{kind}:{request.id}:{key or int(now.timestamp())}:{user_id}",
+            now=now,
+        )
+
+
+async def send(
+    session: AsyncSession, user: User, request_id: int, *, now: datetime, public_url: str
+) -> ExpertiseRequest:
+    request = await _load(session, request_id, user)
+    if user.role is not Role.STAFF:
+        raise Forbidden()
+    sent = await session.execute(
+        update(ExpertiseRequest)
+        .where(ExpertiseRequest.id == request.id, ExpertiseRequest.status == ExpertiseStatus.DRAFT)
+        .values(status=ExpertiseStatus.SENT, sent_at=now, due_at=now + WITHIN[request.urgency])
+        .returning(ExpertiseRequest.id)
+    )
+    if sent.first() is None:
+        raise Conflict("Cette demande a déjà été envoyée.", code="already_sent")
+    await session.refresh(request)
+    await _notify(
+        session,
+        request,
+        await _specialists(session, request),
+        "expertise-recue",
+        "Nouvelle demande de téléexpertise",
+        now,
+        public_url,
+        "sent",
+    )
+    await audit.record(
+        session, "expertise.sent", actor=user, target_type="expertise", target_id=request.id, at=now
+    )
+    return request
+
+
+async def _transition(
+    session: AsyncSession,
+    request: ExpertiseRequest,
+    expected: tuple[ExpertiseStatus, ...],
+    extra: Any,
+    message: str,
+    **values: Any,
+) -> None:
+    changed = await session.execute(
+        update(ExpertiseRequest)
+        .where(ExpertiseRequest.id == request.id, ExpertiseRequest.status.in_(expected), extra)
+        .values(**values)
+        .returning(ExpertiseRequest.id)
+    )
+    if changed.first() is None:
+        raise Conflict(message, code="expertise_state")
+    await session.refresh(request)
+
+
+def _specialist(user: User) -> None:
+    if user.role is not Role.SPECIALIST:
+        raise Forbidden("Réservé aux spécialistes.")
+
+
+async def take(
+    session: AsyncSession, user: User, request_id: int, *, now: datetime, public_url: str
+) -> ExpertiseRequest:
+    _specialist(user)
+    request = await _load(session, request_id, user)
+    await _transition(
+        session,
+        request,
+        (ExpertiseStatus.SENT,),
+        ExpertiseRequest.assigned_to_id.is_(None),
+        "Cette demande est déjà prise en charge.",
+        status=ExpertiseStatus.TAKEN,
+        assigned_to_id=user.id,
+        taken_at=now,
+    )
+    await _notify(
+        session,
+        request,
+        [request.requested_by_id],
+        "expertise-prise",
+        "Votre demande de téléexpertise est prise en charge",
+        now,
+        public_url,
+        "taken",
+    )
+    return request
+
+
+async def _message(
+    session: AsyncSession,
+    request: ExpertiseRequest,
+    user: User,
+    kind: str,
+    body: str,
+    now: datetime,
+) -> None:
+    session.add(
+        ExpertiseMessage(
+            request_id=request.id, author_id=user.id, kind=kind, body=body, created_at=now
+        )
+    )
+    await session.flush()
+
+
+async def ask(
+    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+) -> ExpertiseRequest:
+    _specialist(user)
+    text = _text(body, "body", 4000, required=True)
+    request = await _load(session, request_id, user)
+    await _transition(
+        session,
+        request,
+        (ExpertiseStatus.TAKEN,),
+        ExpertiseRequest.assigned_to_id == user.id,
+        "Prenez d'abord la demande en charge.",
+        status=ExpertiseStatus.NEEDS_INFORMATION,
+    )
+    await _message(session, request, user, "question", text, now)
+    await _notify(
+        session,
+        request,
+        [request.requested_by_id],
+        "expertise-complement",
+        "Le spécialiste demande un complément",
+        now,
+        public_url,
+    )
+    return request
+
+
+async def reply(
+    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+) -> ExpertiseRequest:
+    if user.role is not Role.STAFF:
+        raise Forbidden()
+    text = _text(body, "body", 4000, required=True)
+    request = await _load(session, request_id, user)
+    await _transition(
+        session,
+        request,
+        (ExpertiseStatus.NEEDS_INFORMATION,),
+        ExpertiseRequest.id.is_not(None),
+        "Aucun complément n'est demandé.",
+        status=ExpertiseStatus.TAKEN,
+    )
+    await _message(session, request, user, "information", text, now)
+    if request.assigned_to_id:
+        await _notify(
+            session,
+            request,
+            [request.assigned_to_id],
+            "expertise-completee",
+            "Complément reçu pour une téléexpertise",
+            now,
+            public_url,
+        )
+    return request
+
+
+async def answer(
+    session: AsyncSession,
+    user: User,
+    request_id: int,
+    body: Any,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    secret: str,
+    public_url: str,
+) -> ExpertiseRequest:
+    """The answer, and the one téléexpertise act it is."""
+    _specialist(user)
+    text = _text(body, "body", 8000, required=True)
+    request = await _load(session, request_id, user)
+    await _transition(
+        session,
+        request,
+        (ExpertiseStatus.TAKEN,),
+        ExpertiseRequest.assigned_to_id == user.id,
+        "Seul le spécialiste qui a pris la demande y répond, une fois.",
+        status=ExpertiseStatus.ANSWERED,
+        answered_at=now,
+    )
+    await _message(session, request, user, "answer", text, now)
+    facility = await session.get(Facility, request.facility_id)
+    specialty = await session.get(Specialty, request.specialty_id)
+    requester = await session.get(User, request.requested_by_id)
+    assert facility is not None and specialty is not None and request.sent_at is not None
+    await acts.append(
+        session,
+        acts.NewAct(
+            act_type=ActType.TELEEXPERTISE,
+            occurred_at=now,
+            duration_seconds=0,
+            facility_id=facility.id,
+            requester_role="personnel_etablissement",
+            requester_id=request.requested_by_id,
+            requester_rpps=requester.rpps if requester else None,
+            specialist_id=user.id,
+            specialist_rpps=user.rpps,
+            specialty_code=specialty.code,
+            source_key=f"expertise:{request.id}",
+            patient_key=acts.patient_key(
+                secret, finess=facility.finess, patient_ref=request.patient_ref
+            ),
+            patient_consent=request.consent_recorded,
+            response_seconds=int((now - request.sent_at).total_seconds()),
+        ),
+        now=now,
+        tz=tz,
+        recorded_by=user,
+    )
+    await _notify(
+        session,
+        request,
+        [request.requested_by_id],
+        "expertise-reponse",
+        "Réponse à votre demande de téléexpertise",
+        now,
+        public_url,
+        "answer",
+    )
+    return request
+
+
+async def decline(
+    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+) -> ExpertiseRequest:
+    _specialist(user)
+    text = _text(body, "body", 2000, required=True)
+    request = await _load(session, request_id, user)
+    await _transition(
+        session,
+        request,
+        (ExpertiseStatus.SENT, ExpertiseStatus.TAKEN),
+        or_(ExpertiseRequest.assigned_to_id.is_(None), ExpertiseRequest.assigned_to_id == user.id),
+        "Cette demande ne peut plus être déclinée.",
+        status=ExpertiseStatus.DECLINED,
+    )
+    await _message(session, request, user, "declined", text, now)
+    await _notify(
+        session,
+        request,
+        [request.requested_by_id],
+        "expertise-declinee",
+        "Demande de téléexpertise déclinée",
+        now,
+        public_url,
+        "declined",
+    )
+    return request
+
+
+async def thread(
+    session: AsyncSession, user: User, request_id: int, *, now: datetime, address: str = ""
+) -> Thread:
+    request = await _load(session, request_id, user)
+    specialty = await session.get(Specialty, request.specialty_id)
+    facility = await session.get(Facility, request.facility_id)
+    requester = await session.get(User, request.requested_by_id)
+    assignee = await session.get(User, request.assigned_to_id) if request.assigned_to_id else None
+    rows = await session.execute(
+        select(ExpertiseMessage, User.full_name)
+        .join(User, User.id == ExpertiseMessage.author_id)
+        .where(ExpertiseMessage.request_id == request.id)
+        .order_by(ExpertiseMessage.id)
+    )
+    photos = list(
+        await session.scalars(
+            select(ExpertiseAttachment)
+            .where(ExpertiseAttachment.request_id == request.id)
+            .order_by(ExpertiseAttachment.id)
+        )
+    )
+    await audit.record(
+        session,
+        "expertise.read",
+        actor=user,
+        address=address,
+        target_type="expertise",
+        target_id=request.id,
+        at=now,
+    )
+    assert specialty is not None and facility is not None and requester is not None
+    return Thread(
+        request, specialty, facility, requester, assignee, [(m, n) for m, n in rows], photos
+    )
+
+
+async def photo(
+    session: AsyncSession, user: User, attachment_id: int, *, now: datetime, address: str = ""
+) -> ExpertiseAttachment:
+    found = await session.get(ExpertiseAttachment, attachment_id)
+    if found is None:
+        raise NotFound("Photo introuvable.")
+    await _load(session, found.request_id, user)
+    await audit.record(
+        session,
+        "expertise.photo_viewed",
+        actor=user,
+        address=address,
+        target_type="expertise_photo",
+        target_id=found.id,
+        at=now,
+    )
+    return found
+
+
+async def listing(session: AsyncSession, user: User) -> list[ExpertiseRequest]:
+    """Staff: their facility's requests, newest first. Specialists: the inbox, by due date."""
+    if user.role is Role.STAFF:
+        query = (
+            select(ExpertiseRequest)
+            .where(ExpertiseRequest.facility_id == user.facility_id)
+            .order_by(ExpertiseRequest.created_at.desc())
+        )
+    elif user.role is Role.SPECIALIST:
+        query = (
+            select(ExpertiseRequest)
+            .where(
+                ExpertiseRequest.status != ExpertiseStatus.DRAFT,
+                or_(
+                    ExpertiseRequest.specialist_id == user.id,
+                    ExpertiseRequest.assigned_to_id == user.id,
+                    (ExpertiseRequest.specialist_id.is_(None))
+                    & (ExpertiseRequest.specialty_id == user.specialty_id),
+                ),
+            )
+            .order_by(ExpertiseRequest.due_at)
+        )
+    else:
+        raise Forbidden()
+    return list(await session.scalars(query.limit(200)))
+
+
+async def overdue(session: AsyncSession, *, now: datetime, public_url: str) -> str:
+    """Remind the specialists and the requester of overdue requests (once each); expire
+    requests left unanswered two weeks past their due date."""
+    reminded = 0
+    rows = await session.scalars(
+        select(ExpertiseRequest).where(
+            ExpertiseRequest.status.in_(OPEN), ExpertiseRequest.due_at <= now
+        )
+    )
+    for request in rows:
+        users = (
+            [request.assigned_to_id]
+            if request.assigned_to_id
+            else await _specialists(session, request)
+        ) + [request.requested_by_id]
+        for user_id in users:
+            reminded += await notify.enqueue(
+                session,
+                user_id=user_id,
+                kind="expertise-en-retard",
+                subject="Téléexpertise en retard",
+                body=f"La demande de téléexpertise n° {request.id} a dépassé son délai de réponse.\n"
+                f"Voir la demande : {public_url}/teleexpertise/{request.id}\n\n— Telmi",
+                dedupe_key=f"expertise-en-retard:{request.id}:{user_id}",
+                now=now,
+            )
+    expired = await session.execute(
+        update(ExpertiseRequest)
+        .where(
+            ExpertiseRequest.status.in_(OPEN), ExpertiseRequest.due_at <= now - EXPIRES_AFTER_DUE
+        )
+        .values(status=ExpertiseStatus.EXPIRED)
+        .returning(ExpertiseRequest.id)
+    )
+    return f"{reminded} rappels de retard, {len(expired.all())} demandes expirées"

@@ -1,0 +1,287 @@
+"""Tele-expertise over HTTP: request, photos, thread, answer, the act, who sees what."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from scheduling.clock import FrozenClock
+from telmi import expertise, jobs
+from telmi.db import Database
+from telmi.models import Act, AuditEvent, ExpertiseAttachment, Notification, Role
+from telmi.settings import Settings
+
+from .factories import bearer, make_facility, make_specialty, make_user
+
+
+def jpeg_with_gps(size: tuple[int, int] = (120, 80)) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "Appareil du service"
+    exif[0x8825] = {1: "N", 2: (47.0, 19.0, 0.0), 3: "E", 4: (5.0, 2.0, 0.0)}
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 90)).save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def png_bomb() -> bytes:
+    """A tiny PNG whose header claims 60,000 x 60,000 pixels."""
+    out = io.BytesIO()
+    Image.new("L", (8, 8)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    ihdr = data[16:29]
+    ihdr[0:8] = struct.pack(">II", 60_000, 60_000)
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    return bytes(data)
+
+
+@pytest.fixture
+async def world(db: Database) -> dict[str, Any]:
+    a, b = await make_facility(db, name="EHPAD A"), await make_facility(db, name="EHPAD B")
+    derm, cardio = await make_specialty(db, "dermatologie"), await make_specialty(db, "cardiologie")
+    people = {
+        "nurse": await make_user(db, Role.STAFF, facility=a),
+        "other_nurse": await make_user(db, Role.STAFF, facility=b),
+        "derm": await make_user(db, Role.SPECIALIST, specialty=derm),
+        "derm2": await make_user(db, Role.SPECIALIST, specialty=derm),
+        "cardio": await make_user(db, Role.SPECIALIST, specialty=cardio),
+    }
+    return {name: {"user": u, "h": await bearer(db, u)} for name, u in people.items()}
+
+
+async def _draft(client: TestClient, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
+    body = {
+        "specialty": "dermatologie",
+        "patient_ref": "RES-12",
+        "consent_recorded": True,
+        "question": "Escarre talon gauche : stade ? Conduite à tenir ?",
+        "clinical_context": "Patiente de 91 ans, diabétique.",
+        "urgency": "72h",
+        **extra,
+    }
+    response = await client.post("/api/expertise", json=body, headers=headers)
+    assert response.status == 201, await response.text()
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def _upload(
+    client: TestClient, headers: dict[str, str], request_id: int, *files: tuple[str, bytes]
+) -> Any:
+    form = aiohttp.FormData()
+    for name, data in files:
+        form.add_field("photos", data, filename=name, content_type="application/octet-stream")
+    return await client.post(f"/api/expertise/{request_id}/photos", data=form, headers=headers)
+
+
+def _stored(settings: Settings) -> list[Path]:
+    return (
+        [p for p in (settings.data_dir / "photos").rglob("*.img")]
+        if (settings.data_dir / "photos").exists()
+        else []
+    )
+
+
+async def test_request_to_answer_writes_exactly_one_act(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    nurse, derm = world["nurse"]["h"], world["derm"]["h"]
+    draft = await _draft(client, nurse)
+    assert (await _upload(client, nurse, draft["id"], ("talon.jpg", jpeg_with_gps()))).status == 201
+    sent = await client.post(f"/api/expertise/{draft['id']}/send", headers=nurse)
+    assert (await sent.json())["status"] == "sent"
+    inbox = await (await client.get("/api/expertise", headers=derm)).json()
+    assert [r["id"] for r in inbox["items"]] == [draft["id"]]
+    assert (await client.post(f"/api/expertise/{draft['id']}/take", headers=derm)).status == 200
+    assert (
+        await client.post(f"/api/expertise/{draft['id']}/take", headers=world["derm2"]["h"])
+    ).status == 409
+    asked = await client.post(
+        f"/api/expertise/{draft['id']}/ask", json={"body": "Photo de profil ?"}, headers=derm
+    )
+    assert (await asked.json())["status"] == "needs_information"
+    assert (await _upload(client, nurse, draft["id"], ("profil.png", _png()))).status == 201
+    await client.post(
+        f"/api/expertise/{draft['id']}/reply", json={"body": "Ajoutée."}, headers=nurse
+    )
+    clock.advance(timedelta(hours=5))
+    answered = await client.post(
+        f"/api/expertise/{draft['id']}/answer",
+        json={"body": "Stade 2 ; hydrocolloïde."},
+        headers=derm,
+    )
+    assert (await answered.json())["status"] == "answered"
+    again = await client.post(
+        f"/api/expertise/{draft['id']}/answer", json={"body": "Encore"}, headers=derm
+    )
+    assert again.status == 409
+    thread = await (await client.get(f"/api/expertise/{draft['id']}", headers=nurse)).json()
+    assert [m["kind"] for m in thread["messages"]] == ["question", "information", "answer"]
+    assert len(thread["photos"]) == 2
+    async with db.read() as session:
+        logged = list(await session.scalars(select(Act)))
+        told = set(
+            await session.scalars(
+                select(Notification.kind).where(Notification.user_id == world["nurse"]["user"].id)
+            )
+        )
+    assert len(logged) == 1
+    act = logged[0]
+    assert act.act_type.value == "teleexpertise" and act.specialty_code == "dermatologie"
+    assert (
+        act.specialist_id == world["derm"]["user"].id
+        and act.requester_id == world["nurse"]["user"].id
+    )
+    assert act.response_seconds == 5 * 3600 and act.source_key == f"expertise:{draft['id']}"
+    assert {"expertise-prise", "expertise-complement", "expertise-reponse"} <= told
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_stored_photos_carry_no_exif_or_gps(
+    client: TestClient, db: Database, world: dict[str, Any], settings: Settings
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    response = await _upload(
+        client, world["nurse"]["h"], draft["id"], ("talon.jpg", jpeg_with_gps())
+    )
+    photo = (await response.json())["items"][0]
+    served = await client.get(photo["url"], headers=world["nurse"]["h"])
+    assert served.status == 200 and "no-store" in served.headers["Cache-Control"]
+    data = await served.read()
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG" and not image.getexif()
+    assert b"Appareil du service" not in data
+    for path in _stored(settings):
+        assert b"Exif" not in path.read_bytes()
+    thumb = await client.get(photo["thumbnail_url"], headers=world["nurse"]["h"])
+    assert thumb.status == 200 and thumb.content_type == "image/jpeg"
+    async with db.read() as session:
+        views = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "expertise.photo_viewed")
+        )
+    assert views == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("notes.txt", b"ceci n'est pas une image" * 10, "pas une image"),
+        ("tronquee.jpg", jpeg_with_gps((800, 600))[:1500], "tronquée"),
+        ("enorme.jpg", b"\xff\xd8\xff" + b"\x00" * (16 * 1024 * 1024), "15 Mo"),
+        ("bombe.png", png_bomb(), "pixels"),
+    ],
+)
+async def test_bad_files_are_refused_and_nothing_is_stored(
+    client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    settings: Settings,
+    name: str,
+    data: bytes,
+    words: str,
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    response = await _upload(
+        client, world["nurse"]["h"], draft["id"], ("bonne.png", _png()), (name, data)
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["field"] == "photos" and words in error["message"]
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ExpertiseAttachment)) == 0
+    assert _stored(settings) == []
+
+
+async def test_eleven_photos_are_too_many(client: TestClient, world: dict[str, Any]) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    response = await _upload(
+        client, world["nurse"]["h"], draft["id"], *[(f"{i}.png", _png()) for i in range(11)]
+    )
+    assert response.status == 422
+
+
+async def test_other_facilities_and_specialties_get_403(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    photo = (
+        await (await _upload(client, world["nurse"]["h"], draft["id"], ("a.png", _png()))).json()
+    )["items"][0]
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    for outsider in ("other_nurse", "cardio"):
+        headers = world[outsider]["h"]
+        assert (await client.get(f"/api/expertise/{draft['id']}", headers=headers)).status == 403, (
+            outsider
+        )
+        assert (await client.get(photo["url"], headers=headers)).status == 403, outsider
+        assert (await client.get(photo["thumbnail_url"], headers=headers)).status == 403, outsider
+    assert (
+        await client.post(f"/api/expertise/{draft['id']}/take", headers=world["cardio"]["h"])
+    ).status == 403
+    assert (
+        await client.get(f"/api/expertise/{draft['id']}", headers=world["derm2"]["h"])
+    ).status == 200
+
+
+async def test_bad_requests_name_their_field(client: TestClient, world: dict[str, Any]) -> None:
+    nurse = world["nurse"]["h"]
+    for change, field in (
+        ({"specialty": "astrologie"}, "specialty"),
+        ({"consent_recorded": False}, "consent_recorded"),
+        ({"urgency": "hier"}, "urgency"),
+        ({"question": ""}, "question"),
+        ({"patient_ref": ""}, "patient_ref"),
+    ):
+        body = {
+            "specialty": "dermatologie",
+            "patient_ref": "R1",
+            "consent_recorded": True,
+            "question": "Q ?",
+            **change,
+        }
+        response = await client.post("/api/expertise", json=body, headers=nurse)
+        assert response.status == 422 and (await response.json())["error"]["field"] == field, change
+    draft = await _draft(client, nurse)
+    answer = await client.post(
+        f"/api/expertise/{draft['id']}/answer", json={"body": "x"}, headers=world["derm"]["h"]
+    )
+    assert answer.status in (403, 409)  # a draft is not theirs to answer
+
+
+async def test_overdue_requests_remind_once_then_expire(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock, settings: Settings
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    clock.advance(timedelta(hours=25))
+    first = await db.run_write(
+        lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
+    )
+    again = await db.run_write(
+        lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
+    )
+    assert first.startswith("3 rappels") and again.startswith(
+        "0 rappels"
+    )  # two dermatologists + the nurse
+    clock.advance(timedelta(days=15))
+    assert "1 demandes expirées" in await db.run_write(
+        lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
+    )
+    scheduled = jobs.build(db, clock, settings)
+    assert any(job.name == "teleexpertises-en-retard" for job in scheduled)
