@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,3 +177,31 @@ async def client(
     """The app on a real socket on 127.0.0.1; `db` first, so PostgreSQL starts empty."""
     app = create_app(settings, clock=clock)
     return await aiohttp_client(app)  # type: ignore[operator, no-any-return]
+
+
+@pytest.fixture
+async def site(
+    aiohttp_client: object, settings: Settings, clock: FrozenClock, db: Database
+) -> TestClient:
+    """The app on a port known in advance, so its public URL (the allowed Origin) matches:
+    what browsers need for the signaling WebSocket."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    app = create_app(settings.replace(public_url=f"http://127.0.0.1:{port}"), clock=clock)
+    return await aiohttp_client(app, server_kwargs={"port": port})  # type: ignore[operator, no-any-return]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    from .browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+
+    require_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

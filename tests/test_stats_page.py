@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,8 @@ from aiohttp.test_utils import TestClient
 from telmi.db import Database
 from telmi.models import ActType, FacilityCategory, Role
 
+from .browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from .factories import PASSWORD, login, make_act, make_facility, make_specialty, make_user
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-]
-
-
-def _require_browser() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("TELMI_TEST_REQUIRE_BROWSER"):
-        pytest.fail("TELMI_TEST_REQUIRE_BROWSER is set but /usr/bin/chromium is missing")
-    pytest.skip("headless Chromium (Debian package chromium) is not installed")
 
 
 @pytest.fixture
@@ -105,7 +87,7 @@ async def test_a_bad_filter_gets_a_french_error_page(
 async def test_charts_are_drawn_in_chromium(
     client: TestClient, activity: dict[str, Any], tmp_path: Path
 ) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import async_playwright
 
     base = str(client.make_url("/")).rstrip("/")

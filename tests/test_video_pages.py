@@ -3,27 +3,20 @@ consultation room and see each other; the pre-call test reaches its verdict."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from scheduling.clock import FrozenClock
-from telmi.app import create_app
 from telmi.db import Database
 from telmi.models import Act, Role
-from telmi.settings import Settings
 
-from .factories import PASSWORD, bearer, make_facility, make_slot, make_user
-from .test_stats_page import CHROMIUM, CHROMIUM_ARGS, _require_browser
+from .browser import poll, signed_in
+from .factories import bearer, make_facility, make_slot, make_user
 
 FRAMES_DECODED = """async () => {
   const room = window.telmiRoom;
@@ -36,59 +29,6 @@ FRAMES_DECODED = """async () => {
   }
   return false;
 }"""
-
-
-async def poll(page: Any, script: str, timeout: float = 15.0) -> Any:
-    """Evaluate `script` until truthy. (Playwright's wait_for_function evals a string in the
-    page, which Telmi's CSP rightly refuses; evaluate goes through the debugger instead.)"""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await page.evaluate(script)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout} s: {script[:80]}")
-        await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def site(
-    aiohttp_client: Any, settings: Settings, clock: FrozenClock, db: Database
-) -> TestClient:
-    """The app on a port known in advance, so its public URL (the allowed Origin) matches."""
-    port = _free_port()
-    app = create_app(settings.replace(public_url=f"http://127.0.0.1:{port}"), clock=clock)
-    return await aiohttp_client(app, server_kwargs={"port": port})  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def _signed_in(browser: Any, base: str, email: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1100, "height": 800})
-    page = await context.new_page()
-    await page.goto(base + "/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(base + "/")
-    return page
 
 
 async def test_two_pages_in_a_consultation_see_each_other(
@@ -110,7 +50,7 @@ async def test_two_pages_in_a_consultation_see_each_other(
     )
     booking_id = (await booked.json())["id"]
     base = str(site.make_url("/")).rstrip("/")
-    pages = [await _signed_in(browser, base, u.email) for u in (specialist, staff)]
+    pages = [await signed_in(browser, base, u.email) for u in (specialist, staff)]
     for page in pages:
         await page.goto(f"{base}/consultation/{booking_id}")
         await poll(page, "document.getElementById('room-camera').options.length > 0")
@@ -143,7 +83,7 @@ async def test_pre_call_test_reaches_its_verdict(
 ) -> None:
     staff = await make_user(db, Role.STAFF)
     base = str(site.make_url("/")).rstrip("/")
-    page = await _signed_in(browser, base, staff.email)
+    page = await signed_in(browser, base, staff.email)
     await page.goto(base + "/test-video")
     await page.click("#precall-start")
     await poll(page, "window.telmiPrecall && window.telmiPrecall.framesDecoded > 0", 20)

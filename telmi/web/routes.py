@@ -29,6 +29,7 @@ from telmi.web.pages import (
     video,
 )
 from telmi.web.pages import availability as availability_page
+from telmi.web.pages import expertise as expertise_pages
 
 
 def setup_routes(app: web.Application) -> None:
@@ -55,6 +56,18 @@ def setup_routes(app: web.Application) -> None:
     add("POST", one + "/deplacer", appointments.move, name="booking_move_submit")
     add("GET", "/agenda", agenda.week, name="agenda")
     add("GET", "/statistiques", statistics.statistics, name="statistics")
+    te, te_one = "/teleexpertise", r"/teleexpertise/{request_id:\d+}"
+    add("GET", te, expertise_pages.index, name="expertise")
+    add("GET", te + "/nouvelle", expertise_pages.new, name="expertise_new")
+    add("GET", te_one, expertise_pages.show, name="expertise_thread")
+    for path, handler, name in (
+        ("prendre", expertise_pages.take, "expertise_take"),
+        ("question", expertise_pages.ask, "expertise_ask"),
+        ("reponse", expertise_pages.answer, "expertise_answer"),
+        ("decliner", expertise_pages.decline, "expertise_decline"),
+        ("complement", expertise_pages.reply, "expertise_reply"),
+    ):
+        add("POST", f"{te_one}/{path}", handler, name=name)
     add("GET", "/test-video", video.test_video, name="test_video")
     add("GET", r"/consultation/{booking_id:\d+}", video.room, name="consultation_room")
     add("GET", "/invitation", video.invitation, name="invitation")

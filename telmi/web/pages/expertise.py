@@ -1,0 +1,115 @@
+"""Tele-expertise pages: « Mes demandes », « Demandes reçues », the new request, the thread.
+
+The new request form sends the photos with JavaScript (drag and drop, previews) through the
+JSON API; the thread's actions are plain forms answered by a redirect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from telmi import expertise
+from telmi.errors import NotFound, TelmiError
+from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.models import ExpertiseStatus, Role, Specialty
+from telmi.web.access import current_user, roles
+from telmi.web.http import client_address
+from telmi.web.pages.display import page_context
+from telmi.web.render import render
+
+CARERS = (Role.STAFF, Role.SPECIALIST)
+
+
+@roles(*CARERS)
+async def index(request: web.Request) -> web.Response:
+    user, now = current_user(request), request.app[CLOCK].now()
+    async with request.app[DB].read() as session:
+        items = await expertise.listing(session, user)
+        names = {s.id: s.name for s in await session.scalars(select(Specialty))}
+    return render(
+        request,
+        "expertise_list.html",
+        page_context(
+            request,
+            items=items,
+            names=names,
+            now=now,
+            labels=expertise.LABELS,
+            specialist=user.role is Role.SPECIALIST,
+        ),
+    )
+
+
+@roles(Role.STAFF)
+async def new(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as session:
+        specialties = list(await session.scalars(select(Specialty).order_by(Specialty.name)))
+    return render(request, "expertise_new.html", page_context(request, specialties=specialties))
+
+
+def _id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["request_id"])
+    except ValueError:
+        raise NotFound() from None
+
+
+@roles(*CARERS)
+async def show(request: web.Request, error: str | None = None) -> web.Response:
+    user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+    thread = await request.app[DB].run_write(
+        lambda s: expertise.thread(s, user, request_id, now=now, address=client_address(request))
+    )
+    r = thread.request
+    mine = r.assigned_to_id == user.id
+    actions = {
+        "take": user.role is Role.SPECIALIST and r.status is ExpertiseStatus.SENT,
+        "answer": user.role is Role.SPECIALIST and mine and r.status is ExpertiseStatus.TAKEN,
+        "decline": user.role is Role.SPECIALIST
+        and r.status in (ExpertiseStatus.SENT, ExpertiseStatus.TAKEN)
+        and (mine or r.assigned_to_id is None),
+        "reply": user.role is Role.STAFF and r.status is ExpertiseStatus.NEEDS_INFORMATION,
+    }
+    return render(
+        request,
+        "expertise_thread.html",
+        page_context(
+            request, thread=thread, labels=expertise.LABELS, actions=actions, now=now, error=error
+        ),
+        status=422 if error else 200,
+    )
+
+
+def _form_step(
+    action: Callable[..., Awaitable[Any]], *, text: bool, extra: bool = False
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+        form = await request.post()
+        settings = request.app[SETTINGS]
+        kwargs: dict[str, Any] = {"now": now, "public_url": settings.public_url}
+        if extra:
+            kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
+        args = (form.get("body", ""),) if text else ()
+        try:
+            await request.app[DB].run_write(lambda s: action(s, user, request_id, *args, **kwargs))
+        except TelmiError as exc:
+            if exc.status in (403, 404):
+                raise
+            return await show(request, error=exc.message)
+        raise web.HTTPSeeOther(
+            request.app.router["expertise_thread"].url_for(request_id=str(request_id))
+        )
+
+    return handler
+
+
+take = roles(Role.SPECIALIST)(_form_step(expertise.take, text=False))
+ask = roles(Role.SPECIALIST)(_form_step(expertise.ask, text=True))
+answer = roles(Role.SPECIALIST)(_form_step(expertise.answer, text=True, extra=True))
+decline = roles(Role.SPECIALIST)(_form_step(expertise.decline, text=True))
+reply = roles(Role.STAFF)(_form_step(expertise.reply, text=True))
