@@ -285,3 +285,34 @@ async def test_overdue_requests_remind_once_then_expire(
     )
     scheduled = jobs.build(db, clock, settings)
     assert any(job.name == "teleexpertises-en-retard" for job in scheduled)
+
+
+async def test_heic_photos_are_read_and_stored_as_jpeg(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    import pillow_heif
+
+    out = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", (64, 64), (120, 30, 30))).save(out, quality=80)
+    draft = await _draft(client, world["nurse"]["h"])
+    response = await _upload(
+        client, world["nurse"]["h"], draft["id"], ("IMG_0001.HEIC", out.getvalue())
+    )
+    assert response.status == 201, await response.text()
+    assert (await response.json())["items"][0]["media_type"] == "image/jpeg"
+
+
+async def test_only_the_specialist_who_took_it_answers(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    await client.post(f"/api/expertise/{draft['id']}/take", headers=world["derm"]["h"])
+    stolen = await client.post(
+        f"/api/expertise/{draft['id']}/answer", json={"body": "Moi !"}, headers=world["derm2"]["h"]
+    )
+    assert stolen.status == 409
+    wrong_type = await client.post(
+        f"/api/expertise/{draft['id']}/answer", json={"body": 42}, headers=world["derm"]["h"]
+    )
+    assert wrong_type.status == 422 and (await wrong_type.json())["error"]["field"] == "body"

@@ -66,6 +66,7 @@ def setup_routes(app: web.Application) -> None:
         ("reponse", expertise_pages.answer, "expertise_answer"),
         ("decliner", expertise_pages.decline, "expertise_decline"),
         ("complement", expertise_pages.reply, "expertise_reply"),
+        ("envoyer", expertise_pages.send, "expertise_send"),
     ):
         add("POST", f"{te_one}/{path}", handler, name=name)
     add("GET", "/test-video", video.test_video, name="test_video")

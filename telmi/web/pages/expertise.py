@@ -73,6 +73,7 @@ async def show(request: web.Request, error: str | None = None) -> web.Response:
         and r.status in (ExpertiseStatus.SENT, ExpertiseStatus.TAKEN)
         and (mine or r.assigned_to_id is None),
         "reply": user.role is Role.STAFF and r.status is ExpertiseStatus.NEEDS_INFORMATION,
+        "send": user.role is Role.STAFF and r.status is ExpertiseStatus.DRAFT,
     }
     return render(
         request,
@@ -113,3 +114,4 @@ ask = roles(Role.SPECIALIST)(_form_step(expertise.ask, text=True))
 answer = roles(Role.SPECIALIST)(_form_step(expertise.answer, text=True, extra=True))
 decline = roles(Role.SPECIALIST)(_form_step(expertise.decline, text=True))
 reply = roles(Role.STAFF)(_form_step(expertise.reply, text=True))
+send = roles(Role.STAFF)(_form_step(expertise.send, text=False))
