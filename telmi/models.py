@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -553,6 +554,17 @@ class ExpertiseAttachment(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PhotoBlob(Base):
+    """Photo bytes kept in the database (TELMI_PHOTO_STORAGE=database), for deployments
+    whose processes share no disk. Keyed by content hash, like the files."""
+
+    __tablename__ = "photo_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # --- act log, audit, notifications ----------------------------------------------------------

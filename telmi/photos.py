@@ -10,6 +10,7 @@ thumbnail for the inbox.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import warnings
@@ -17,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi.errors import ValidationError
+from telmi.models import PhotoBlob
 
 try:  # HEIC from iPhones, when the maintained plugin is installed
     import pillow_heif
@@ -100,7 +104,7 @@ def clean(raw: bytes, name: str = "photo") -> Photo:
     )
 
 
-class PhotoStore:
+class FileStore:
     """Files under `root`, by content hash; writing the same photo twice is a no-op."""
 
     def __init__(self, root: Path) -> None:
@@ -112,7 +116,7 @@ class PhotoStore:
         folder = self.root / ("thumbs" if thumbnail else sha256[:2])
         return folder / f"{sha256}.img"
 
-    def save(self, photo: Photo) -> None:
+    def _save(self, photo: Photo) -> None:
         for data, thumbnail in ((photo.data, False), (photo.thumbnail, True)):
             target = self.path(photo.sha256, thumbnail=thumbnail)
             if target.exists():
@@ -122,5 +126,31 @@ class PhotoStore:
             partial.write_bytes(data)
             partial.replace(target)  # atomic: a reader never sees half a photo
 
-    def read(self, sha256: str, *, thumbnail: bool = False) -> bytes:
-        return self.path(sha256, thumbnail=thumbnail).read_bytes()
+    async def save(self, session: AsyncSession, photo: Photo) -> None:
+        await asyncio.to_thread(self._save, photo)
+
+    async def read(self, session: AsyncSession, sha256: str, *, thumbnail: bool = False) -> bytes:
+        return await asyncio.to_thread(self.path(sha256, thumbnail=thumbnail).read_bytes)
+
+
+class DatabaseStore:
+    """Bytes in the `photo_blobs` table, written in the request's own transaction."""
+
+    async def save(self, session: AsyncSession, photo: Photo) -> None:
+        if await session.get(PhotoBlob, photo.sha256) is None:
+            session.add(PhotoBlob(sha256=photo.sha256, data=photo.data, thumbnail=photo.thumbnail))
+            await session.flush()
+
+    async def read(self, session: AsyncSession, sha256: str, *, thumbnail: bool = False) -> bytes:
+        column = PhotoBlob.thumbnail if thumbnail else PhotoBlob.data
+        data = await session.scalar(select(column).where(PhotoBlob.sha256 == sha256))
+        if data is None:
+            raise FileNotFoundError(sha256)
+        return bytes(data)
+
+
+PhotoStore = FileStore | DatabaseStore
+
+
+def store_for(storage: str, data_dir: Path) -> PhotoStore:
+    return DatabaseStore() if storage == "database" else FileStore(data_dir / "photos")

@@ -75,6 +75,15 @@ def _urls(scheme: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError("expected " + " or ".join(allowed))
+        return raw
+
+    return parse
+
+
 def _smtp(raw: str) -> str:
     if raw and urlsplit(raw).scheme not in ("smtp", "smtps"):
         raise ValueError("expected smtp://host:port or smtps://host:port")
@@ -214,6 +223,12 @@ SETTINGS: tuple[Setting, ...] = (
         "notification_attempts", "5", "delivery attempts before a mail is dead-lettered", _int(1)
     ),
     Setting("backup_keep", "7", "nightly SQLite backups kept", _int(1)),
+    Setting(
+        "photo_storage",
+        "files",
+        "files (under the data directory) or database (processes that share no disk)",
+        _choice("files", "database"),
+    ),
 )
 
 
@@ -253,6 +268,7 @@ class Settings:
     mail_from: str = "Telmi <ne-pas-repondre@telmi.local>"
     notification_attempts: int = 5
     backup_keep: int = 7
+    photo_storage: str = "files"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

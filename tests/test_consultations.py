@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import timedelta
@@ -280,5 +281,7 @@ async def test_the_job_ends_consultations_left_open_and_their_rooms_close(
         assert (await _next(doc, "error"))["code"] == "room_closed"
     finally:
         sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Act)) == 1

@@ -316,3 +316,24 @@ async def test_only_the_specialist_who_took_it_answers(
         f"/api/expertise/{draft['id']}/answer", json={"body": 42}, headers=world["derm"]["h"]
     )
     assert wrong_type.status == 422 and (await wrong_type.json())["error"]["field"] == "body"
+
+
+async def test_photos_can_live_in_the_database(
+    aiohttp_client: Any, db: Database, world: dict[str, Any], settings: Settings, clock: FrozenClock
+) -> None:
+    from telmi.app import create_app
+    from telmi.models import PhotoBlob
+
+    client = await aiohttp_client(
+        create_app(settings.replace(photo_storage="database"), clock=clock)
+    )
+    draft = await _draft(client, world["nurse"]["h"])
+    response = await _upload(
+        client, world["nurse"]["h"], draft["id"], ("talon.jpg", jpeg_with_gps())
+    )
+    photo = (await response.json())["items"][0]
+    served = await client.get(photo["url"], headers=world["nurse"]["h"])
+    assert served.status == 200 and (await served.read())[:2] == b"\xff\xd8"
+    assert _stored(settings) == []
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(PhotoBlob)) == 1

@@ -22,7 +22,8 @@ NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nos
 
 
 def store(request: web.Request) -> photos.PhotoStore:
-    return photos.PhotoStore(request.app[SETTINGS].data_dir / "photos")
+    settings = request.app[SETTINGS]
+    return photos.store_for(settings.photo_storage, settings.data_dir)
 
 
 def _id(request: web.Request, name: str = "request_id") -> int:
@@ -135,7 +136,7 @@ async def upload(request: web.Request) -> web.Response:
     async def work(session: AsyncSession) -> list[ExpertiseAttachment]:
         rows = await expertise.add_photos(session, user, request_id, cleaned, now=now)
         for photo in cleaned:  # inside the transaction: a refused request stores no file
-            await asyncio.to_thread(store(request).save, photo)
+            await store(request).save(session, photo)
         return rows
 
     rows = await request.app[DB].run_write(work)
@@ -173,10 +174,14 @@ decline = roles(Role.SPECIALIST)(_step(expertise.decline, text=True))
 async def photo(request: web.Request) -> web.Response:
     user, photo_id, now = current_user(request), _id(request, "photo_id"), request.app[CLOCK].now()
     thumbnail = request.path.endswith("/thumbnail")
-    found = await request.app[DB].run_write(
-        lambda s: expertise.photo(s, user, photo_id, now=now, address=client_address(request))
-    )
-    data = await asyncio.to_thread(store(request).read, found.content_hash, thumbnail=thumbnail)
+
+    async def work(session: AsyncSession) -> tuple[ExpertiseAttachment, bytes]:
+        found = await expertise.photo(
+            session, user, photo_id, now=now, address=client_address(request)
+        )
+        return found, await store(request).read(session, found.content_hash, thumbnail=thumbnail)
+
+    found, data = await request.app[DB].run_write(work)
     media_type = "image/jpeg" if thumbnail else found.media_type
     return web.Response(body=data, content_type=media_type, headers=NO_STORE)
 
