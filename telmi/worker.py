@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator
 
@@ -23,6 +24,8 @@ RUNNER = web.AppKey("job_runner", JobRunner)
 async def start_jobs(
     db: Database, clock: Clock, settings: Settings
 ) -> tuple[JobRunner, Leadership]:
+    # Every run is recorded in job_runs (admin page); APScheduler's own lines would repeat it.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     leadership = Leadership(
         lock_for(settings), retry_seconds=settings.leader_retry_seconds, name=jobs.RUNNER
     )
