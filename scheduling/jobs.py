@@ -9,6 +9,7 @@ application can show next run, last run, duration and result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,6 +69,7 @@ class JobRunner:
         self.timezone = timezone
         self.now = now or (lambda: datetime.now(timezone))
         self.scheduler = AsyncIOScheduler(timezone=timezone)
+        self._running: set[asyncio.Task[Any]] = set()
         for job in jobs:
             trigger = (
                 IntervalTrigger(seconds=job.every_seconds, timezone=timezone)
@@ -96,6 +98,16 @@ class JobRunner:
 
     async def run_now(self, name: str) -> Run:
         """Run one job here and now (also used by tests and the admin page)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await self._run(name)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _run(self, name: str) -> Run:
         job = self.jobs[name]
         started, clock = self.now(), time.perf_counter()
         try:
@@ -130,9 +142,18 @@ class JobRunner:
     def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """No new runs; the running ones get `grace_seconds` to finish, then are cancelled
+        (each job is idempotent: the next leader's run completes its work)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
 
     def next_runs(self) -> dict[str, datetime | None]:
         return {

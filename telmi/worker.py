@@ -49,7 +49,7 @@ async def jobs_context(app: web.Application) -> AsyncIterator[None]:
     runner, leadership = await start_jobs(app[DB], app[CLOCK], settings)
     app[RUNNER] = runner
     yield
-    runner.stop()
+    await runner.stop()
     await leadership.stop()
 
 
@@ -64,6 +64,6 @@ async def run_worker(settings: Settings, clock: Clock) -> None:
     try:
         await stop.wait()
     finally:
-        runner.stop()
+        await runner.stop()
         await leadership.stop()
         await db.dispose()

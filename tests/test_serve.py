@@ -56,7 +56,14 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(
+                f"telmi serve ignored SIGTERM for 30 s:\n{output[-3000:]}"
+            ) from None
 
 
 async def test_served_app_lets_a_demo_user_log_in(server: str) -> None:
