@@ -162,3 +162,33 @@ def test_wheel_ships_migrations_static_and_templates(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "telmi.sqlite3").is_file()
+
+
+def test_serve_runs_the_jobs_unless_told_not_to(tmp_path: Path) -> None:
+    """With jobs, the frequent ones run at start and are recorded; with --no-jobs, none."""
+    import sqlite3
+
+    env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path), "TELMI_LOG_LEVEL": "WARNING"}
+    env.pop("TELMI_DATABASE_URL", None)
+    subprocess.run(TELMI + ["db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+
+    def recorded_runs(*flags: str) -> int:
+        port = _free_port()
+        process = subprocess.Popen(TELMI + ["serve", "--port", str(port), *flags], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            time.sleep(2)
+            with sqlite3.connect(tmp_path / "telmi.sqlite3") as conn:
+                return int(conn.execute("SELECT count(*) FROM job_runs").fetchone()[0])
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    assert recorded_runs("--no-jobs") == 0
+    assert recorded_runs() >= 5
