@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from telmi import acts
 from telmi.db import Database
 from telmi.demo import rpps_for
-from telmi.models import ActType, FacilityCategory, Role
+from telmi.models import Act, ActType, FacilityCategory, Role
 
-from .factories import bearer, make_act, make_facility, make_specialty, make_user
+from .factories import bearer, make_facility, make_specialty, make_user
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -125,6 +126,7 @@ async def history(db: Database) -> list[Logged]:
         datetime(2025, 10, 31, 23, 30, tzinfo=UTC),
         datetime(2026, 2, 28, 23, 59, tzinfo=UTC),
     ]
+    news: list[acts.NewAct] = []
     for when in moments:
         facility = rng.choice(facilities)
         specialist = rng.choice(specialists)
@@ -132,15 +134,22 @@ async def history(db: Database) -> list[Logged]:
         patient = f"RES-{rng.randrange(12)}"
         minutes = rng.randrange(5, 45)
         requester = rpps_for(300 + facility.id * 10 + rng.randrange(3))
-        act = await make_act(
-            db,
-            facility=facility,
-            specialist=specialist,
-            occurred_at=when,
-            act_type=act_type,
-            patient=patient,
-            minutes=minutes,
-            requester_rpps=requester,
+        specialty = "cardiologie" if specialist is specialists[1] else "dermatologie"
+        news.append(
+            acts.NewAct(
+                act_type=act_type,
+                occurred_at=when,
+                duration_seconds=minutes * 60,
+                facility_id=facility.id,
+                requester_role="infirmier",
+                requester_rpps=requester,
+                specialist_id=specialist.id,
+                specialist_rpps=specialist.rpps,
+                specialty_code=specialty,
+                source_key=f"stats-test:{len(news)}",
+                patient_key=acts.patient_key("k", finess=facility.finess, patient_ref=patient),
+                patient_consent=True,
+            )
         )
         log.append(
             Logged(
@@ -149,19 +158,29 @@ async def history(db: Database) -> list[Logged]:
                 departement=facility.departement_code,
                 category=facility.category.value,
                 finess=facility.finess,
-                specialty="cardiologie" if specialist is specialists[1] else "dermatologie",
+                specialty=specialty,
                 patient=(facility.finess, patient),
                 seconds=minutes * 60,
                 requester=requester,
                 specialist=str(specialist.rpps),
             )
         )
-        if rng.random() < 0.08:
+        log[-1].cancelled = rng.random() < 0.08
+    async with db.write() as session:  # the log's batch entry point: same chain, same rollup
+        await acts.append_many(session, news, now=datetime.now(UTC), tz=PARIS, recorded_by=None)
+    for index, item in enumerate(log):
+        if item.cancelled:
             async with db.write() as session:
-                await acts.cancel(
-                    session, act.id, reason="saisie erronée", by=specialist, now=datetime.now(UTC)
+                act_id = await session.scalar(
+                    select(Act.id).where(Act.source_key == f"stats-test:{index}")
                 )
-            log[-1].cancelled = True
+                await acts.cancel(
+                    session,
+                    act_id,
+                    reason="saisie erronée",
+                    by=next(s for s in specialists if s.id == news[index].specialist_id),
+                    now=datetime.now(UTC),
+                )
     return log
 
 
