@@ -30,6 +30,7 @@ from telmi.models import (
     Facility,
     Notification,
     NotificationStatus,
+    Role,
     Slot,
     Specialty,
     User,
@@ -231,8 +232,6 @@ async def booking_notices(
 async def alert_admins(
     session: AsyncSession, *, subject: str, body: str, key: str, now: datetime
 ) -> int:
-    from telmi.models import Role
-
     created = 0
     for admin_id in await session.scalars(
         select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True))

@@ -305,11 +305,20 @@ async def acts(session: AsyncSession, query: Query) -> Result:
         )
         for key in sorted(current.keys() | previous.keys(), key=_sortable)
     ]
-    totals = [replace(query, group_by=()), replace(before, group_by=())]
-    whole = [(await _cells(session, q)).get((), Cell()) for q in totals]
-    if "patients" in query.measures:
-        for cell in whole:
-            cell.patients = cell.patients or 0
+    # Acts and durations add up over the rows; distinct patients do not, so only they are
+    # counted again for the whole period.
+    whole = []
+    for cells, period in ((current, query), (previous, before)):
+        total = Cell(
+            acts=sum(c.acts for c in cells.values()),
+            duration_seconds=sum(c.duration_seconds for c in cells.values()),
+        )
+        if "patients" in query.measures:
+            counted = await session.scalar(
+                _distinct(replace(period, group_by=()), _ACTS.c.patient_key)
+            )
+            total.patients = int(counted or 0)
+        whole.append(total)
     return Result(query, rows, Row({}, whole[0], whole[1]))
 
 
@@ -386,14 +395,20 @@ async def monthly_report(session: AsyncSession, query: Query) -> list[dict[str, 
         for month, value in result:
             rows.setdefault(month, dict.fromkeys(REPORT_COLUMNS, 0))[column] = int(value or 0)
 
-    for act_type, acts_col, patients_col in (
-        (tc, "teleconsultations", "patients_teleconsultation"),
-        (te, "teleexpertises", "patients_teleexpertise"),
-    ):
-        typed = replace(month_query, filters={**query.filters, "act_type": (act_type.value,)})
-        cells = await _cells(session, replace(typed, measures=("acts",)))
-        put(((k[0], c.acts) for k, c in cells.items()), acts_col)
-        put(await session.execute(_distinct(typed, _ACTS.c.patient_key)), patients_col)
+    columns = {
+        tc.value: ("teleconsultations", "patients_teleconsultation"),
+        te.value: ("teleexpertises", "patients_teleexpertise"),
+    }
+    typed = replace(
+        query,
+        group_by=("month", "act_type"),
+        filters={**query.filters, "act_type": tuple(columns)},
+        measures=("acts", "patients"),
+    )
+    for (month, act_type), cell in (await _cells(session, typed)).items():
+        acts_column, patients_column = columns[act_type]
+        put([(month, cell.acts)], acts_column)
+        put([(month, cell.patients)], patients_column)
     both = _ACTS.c.act_type.in_([tc.value, te.value])
     requester = _person(_ACTS.c.requester_rpps, _ACTS.c.requester_id)
     specialist = _person(_ACTS.c.specialist_rpps, _ACTS.c.specialist_id)

@@ -39,7 +39,7 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU, Python {sys.version.split()[0]}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -100,7 +100,7 @@ class Server:
 @contextmanager
 def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`telmi serve` in its own process, as in production: one process, one event loop."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TELMI_DATABASE_URL": database_url,

@@ -26,7 +26,7 @@ from signaling.bus import InProcessBus
 from signaling.peers import RoomClient
 from signaling.rooms import Grant, RoomRegistry
 from signaling.server import AuthError, Limits, SignalingServer
-from telmi.bench.common import machine, percentile, progress
+from telmi.bench.common import free_port, machine, percentile, progress
 
 ORIGIN = "http://bench.telmi"
 TARGET_RATIO = 0.5
@@ -187,7 +187,7 @@ async def bench_signaling(*, pairs: int, messages: int, idle: int) -> bool:
     )
     for noisy in ("aioice", "aioice.ice", "aiortc"):  # one line per ICE check otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    port = _free_port()
+    port = free_port()
     child = subprocess.Popen(
         [
             sys.executable,
@@ -238,14 +238,6 @@ async def bench_signaling(*, pairs: int, messages: int, idle: int) -> bool:
     )
     print("OK" if ok else "FAILED (see targets above)")
     return ok
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _wait_up(base: str) -> None:

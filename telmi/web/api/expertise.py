@@ -143,21 +143,28 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response({"items": [photo_json(p) for p in rows]}, status=201)
 
 
+async def run_step(
+    request: web.Request,
+    action: Callable[..., Awaitable[ExpertiseRequest]],
+    text: tuple[Any, ...],
+    *,
+    extra: bool,
+) -> ExpertiseRequest:
+    """One step of a request's life, for the API and the pages alike."""
+    user, request_id, settings = current_user(request), _id(request), request.app[SETTINGS]
+    kwargs: dict[str, Any] = {"now": request.app[CLOCK].now(), "public_url": settings.public_url}
+    if extra:
+        kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
+    return await request.app[DB].run_write(lambda s: action(s, user, request_id, *text, **kwargs))
+
+
 def _step(
     action: Callable[..., Awaitable[ExpertiseRequest]], *, text: bool, extra: bool = False
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
         body = await read_json(request) if text else {}
-        settings = request.app[SETTINGS]
-        kwargs: dict[str, Any] = {"now": now, "public_url": settings.public_url}
-        if extra:
-            kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
         args = (body.get("body"),) if text else ()
-        changed = await request.app[DB].run_write(
-            lambda s: action(s, user, request_id, *args, **kwargs)
-        )
-        return web.json_response(request_json(changed))
+        return web.json_response(request_json(await run_step(request, action, args, extra=extra)))
 
     return handler
 

@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from telmi import expertise
 from telmi.errors import NotFound, TelmiError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import CLOCK, DB
 from telmi.models import ExpertiseStatus, Role, Specialty
 from telmi.web.access import current_user, roles
+from telmi.web.api.expertise import run_step
 from telmi.web.http import client_address
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
@@ -89,15 +90,11 @@ def _form_step(
     action: Callable[..., Awaitable[Any]], *, text: bool, extra: bool = False
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+        request_id = _id(request)
         form = await request.post()
-        settings = request.app[SETTINGS]
-        kwargs: dict[str, Any] = {"now": now, "public_url": settings.public_url}
-        if extra:
-            kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
         args = (form.get("body", ""),) if text else ()
         try:
-            await request.app[DB].run_write(lambda s: action(s, user, request_id, *args, **kwargs))
+            await run_step(request, action, args, extra=extra)
         except TelmiError as exc:
             if exc.status in (403, 404):
                 raise
