@@ -12,9 +12,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
-from telmi import availability, booking
+from telmi import availability, booking, jobs
 from telmi.db import Database
 from telmi.models import Booking, Role, Slot, SlotStatus, User
+from telmi.settings import Settings
 
 from .factories import bearer, make_facility, make_user
 
@@ -324,3 +325,19 @@ def test_rule_parsing_defaults_to_today() -> None:
     with pytest.raises(Exception, match="weekday"):
         availability.parse_rule({**MONDAY_RULE, "weekday": True}, today=date(2026, 5, 20))
     assert timedelta(minutes=rule.slot_minutes) == timedelta(minutes=30)
+
+
+async def test_the_nightly_job_extends_the_horizon_by_a_week_and_again_adds_nothing(
+    client: TestClient,
+    db: Database,
+    doctor: tuple[User, dict[str, str]],
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    specialist, headers = doctor
+    await client.post("/api/availability/rules", json=MONDAY_RULE, headers=headers)
+    before = len(await _open_slots(db, specialist))
+    clock.advance(timedelta(days=7))
+    assert "4 créneaux créés" in await jobs.materialise_slots(db, clock, settings)
+    assert "0 créneaux créés" in await jobs.materialise_slots(db, clock, settings)
+    assert len(await _open_slots(db, specialist)) == before + 4  # one more week of Mondays

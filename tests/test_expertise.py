@@ -337,3 +337,38 @@ async def test_photos_can_live_in_the_database(
     assert _stored(settings) == []
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(PhotoBlob)) == 1
+
+
+async def test_a_declined_request_tells_the_requester_and_cannot_be_taken(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    draft = await _draft(client, world["nurse"]["h"])
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    declined = await client.post(
+        f"/api/expertise/{draft['id']}/decline",
+        json={"body": "Hors de ma compétence : voir la chirurgie vasculaire."},
+        headers=world["derm"]["h"],
+    )
+    assert (await declined.json())["status"] == "declined"
+    assert (
+        await client.post(f"/api/expertise/{draft['id']}/take", headers=world["derm2"]["h"])
+    ).status == 409
+    async with db.read() as session:
+        kinds = set(await session.scalars(select(Notification.kind)))
+        assert await session.scalar(select(func.count()).select_from(Act)) == 0
+    assert "expertise-declinee" in kinds
+
+
+async def test_overdue_requests_are_marked_in_the_lists(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
+) -> None:
+    from .factories import PASSWORD, login
+
+    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    await login(client, world["derm"]["user"].email, PASSWORD)
+    assert "en retard" not in await (await client.get("/teleexpertise")).text()
+    clock.advance(timedelta(hours=25))
+    await login(client, world["derm"]["user"].email, PASSWORD)  # the session idled out meanwhile
+    inbox = await (await client.get("/teleexpertise")).text()
+    assert 'class="overdue"' in inbox and "en retard" in inbox

@@ -138,3 +138,12 @@ async def test_echo_sessions_are_limited() -> None:
         for pc in pcs:
             await pc.close()
         await echo.close()
+
+
+def test_aiortc_gets_an_explicit_empty_ice_list_when_none_is_configured() -> None:
+    """aiortc falls back to a public STUN server when given None; Telmi never gives None."""
+    assert rtc_configuration([]).iceServers == []
+    servers = rtc_configuration(
+        [{"urls": ["turn:t.example:3478"], "username": "u", "credential": "c"}]
+    )
+    assert servers.iceServers is not None and servers.iceServers[0].username == "u"

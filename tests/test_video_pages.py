@@ -66,6 +66,40 @@ async def test_two_pages_in_a_consultation_see_each_other(
     assert await pages[0].is_visible("#room-end")  # the specialist may end it
     assert not await pages[1].is_visible("#room-end")
 
+    # Toggles: the nurse mutes her microphone; the specialist's list says so.
+    await pages[1].click("#room-mute")
+    assert await pages[1].inner_text("#room-mute") == "Réactiver le micro"
+    await poll(
+        pages[0], "document.getElementById('room-participants').innerText.includes('micro coupé')"
+    )
+
+    # Reconnection: the nurse's socket drops; her page shows it, then she is back, same place.
+    await pages[1].evaluate("window.telmiRoom.socket().close()")
+    await poll(pages[1], "document.getElementById('room').dataset.state === 'reconnecting'", 5)
+    await poll(pages[1], "document.getElementById('room').dataset.state === 'connected'", 15)
+    assert await pages[1].evaluate("window.telmiRoom.peers.size") == 1
+
+    # Lobby: a guest's invitation; the specialist hears the knock and admits.
+    invite = await site.post(
+        f"/api/bookings/{booking_id}/invites",
+        json={"label": "Dr Traitant"},
+        headers=await bearer(db, staff),
+    )
+    link = (await invite.json())["url"]
+    assert link.startswith(base + "/invitation#")
+    guest = await (await browser.new_context()).new_page()
+    await guest.goto(link)
+    await poll(guest, "!document.getElementById('room-join').disabled")
+    assert "#" not in guest.url  # the token left the address bar
+    await guest.click("#room-join")
+    await poll(guest, "document.getElementById('room').dataset.state === 'waiting'")
+    await poll(pages[0], "document.getElementById('room-lobby').innerText.includes('Dr Traitant')")
+    await pages[0].click("#room-lobby button:has-text('Admettre')")
+    await poll(guest, "document.getElementById('room').dataset.state === 'connected'")
+    await poll(
+        pages[0], "document.getElementById('room-participants').innerText.includes('Dr Traitant')"
+    )
+
     await pages[0].select_option("#room-outcome-kind", index=1)
     await pages[0].fill("#room-incidents", "image figée une minute")
     await pages[0].check("#room-consent")

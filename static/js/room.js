@@ -17,7 +17,11 @@
   var stream = null, ws = null, me = null, ticket = null, ended = false, retries = 0;
   var iceServers = [];
   var peers = new Map();
-  window.telmiRoom = { peers: peers, state: function () { return root.dataset.state; } };
+  window.telmiRoom = {
+    peers: peers,
+    state: function () { return root.dataset.state; },
+    socket: function () { return ws; }
+  };
 
   function setStatus(text, state) {
     status.textContent = text;
