@@ -22,7 +22,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from scheduling.clock import Clock, SystemClock
+
 log = logging.getLogger(__name__)
+# APScheduler sleeps in real time, so "run now" is on its timeline, the system clock; what
+# the jobs decide and record comes from the injected clock.
+_scheduler_now = SystemClock().now
 
 
 class Leader(Protocol):
@@ -60,14 +65,14 @@ class JobRunner:
         *,
         timezone: ZoneInfo,
         leader: Leader,
+        clock: Clock,
         report: Report | None = None,
-        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.jobs = {job.name: job for job in jobs}
         self.leader = leader
         self.report = report
         self.timezone = timezone
-        self.now = now or (lambda: datetime.now(timezone))
+        self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=timezone)
         self._running: set[asyncio.Task[Any]] = set()
         for job in jobs:
@@ -85,7 +90,7 @@ class JobRunner:
                 coalesce=True,
                 max_instances=1,
                 # Frequent jobs run at start too: after a restart, what fell due is caught up.
-                **({"next_run_time": datetime.now(timezone)} if job.every_seconds else {}),
+                **({"next_run_time": _scheduler_now()} if job.every_seconds else {}),
             )
 
     def _wrap(self, job: Job) -> Callable[[], Awaitable[None]]:
@@ -109,7 +114,7 @@ class JobRunner:
 
     async def _run(self, name: str) -> Run:
         job = self.jobs[name]
-        started, clock = self.now(), time.perf_counter()
+        started, clock = self.clock.now(), time.perf_counter()
         try:
             result = await job.run()
             ok, text = True, "" if result is None else str(result)
@@ -137,7 +142,7 @@ class JobRunner:
         if leader and self.scheduler.running:
             for name, job in self.jobs.items():
                 if job.every_seconds:
-                    self.scheduler.modify_job(name, next_run_time=datetime.now(self.timezone))
+                    self.scheduler.modify_job(name, next_run_time=_scheduler_now())
 
     def start(self) -> None:
         self.scheduler.start()

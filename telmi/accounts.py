@@ -91,6 +91,7 @@ async def create_user(
     specialty_code: str | None = None,
     rpps: str | None = None,
     password_hash: str | None = None,
+    now: datetime,
 ) -> User:
     """Create an account; `password_hash` lets a caller reuse a hash it already computed
     for the same password (bulk imports, tests), skipping one argon2 computation."""
@@ -130,6 +131,7 @@ async def create_user(
         specialty=specialty,
         rpps=rpps,
         password_hash=password_hash or await hash_password(password),
+        created_at=now,
     )
     session.add(user)
     try:
@@ -176,7 +178,9 @@ async def disable_user(session: AsyncSession, user: User, *, now: datetime) -> N
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    await audit.record(session, "user.disabled", actor=None, target_type="user", target_id=user.id)
+    await audit.record(
+        session, "user.disabled", actor=None, target_type="user", target_id=user.id, at=now
+    )
 
 
 # --- login ------------------------------------------------------------------------------------
@@ -270,7 +274,7 @@ async def open_session(
             user_agent=user_agent[:300],
         )
     )
-    await audit.record(session, "login", actor=user, address=address)
+    await audit.record(session, "login", actor=user, address=address, at=now)
     return token
 
 
@@ -333,7 +337,7 @@ async def create_token(
     session.add(token)
     await session.flush()
     await audit.record(
-        session, "token.created", actor=user, target_type="api_token", target_id=token.id
+        session, "token.created", actor=user, target_type="api_token", target_id=token.id, at=now
     )
     return token, raw
 
@@ -375,6 +379,11 @@ async def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = now
         await audit.record(
-            session, "token.revoked", actor=actor, target_type="api_token", target_id=token.id
+            session,
+            "token.revoked",
+            actor=actor,
+            target_type="api_token",
+            target_id=token.id,
+            at=now,
         )
     return token

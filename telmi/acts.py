@@ -38,6 +38,7 @@ from telmi.models import (
     ActType,
     Departement,
     Facility,
+    FacilityCategory,
     Region,
     Role,
     Specialty,
@@ -269,14 +270,22 @@ class _Dimensions:
 
     def __init__(self, session: Executor) -> None:
         self.session = session
-        self.facilities: dict[int, tuple[Facility, str]] = {}
+        self.facilities: dict[int, Any] = {}
         self.specialties: set[str] = set()
 
-    async def facility(self, facility_id: int) -> tuple[Facility, str]:
+    async def facility(self, facility_id: int) -> Any:
+        """The facility's dimensions (a row: works on a session and on a bare connection)."""
         if facility_id not in self.facilities:
             row = (
                 await self.session.execute(
-                    select(Facility, Region.code)
+                    select(
+                        Facility.id,
+                        Facility.finess,
+                        Facility.category,
+                        Facility.finess_category_code,
+                        Facility.departement_code,
+                        Region.code.label("region_code"),
+                    )
                     .join(Departement, Departement.code == Facility.departement_code)
                     .join(Region, Region.id == Departement.region_id)
                     .where(Facility.id == facility_id)
@@ -284,7 +293,7 @@ class _Dimensions:
             ).first()
             if row is None:
                 raise ValidationError("Établissement inconnu.", field="facility_finess")
-            self.facilities[facility_id] = (row[0], row[1])
+            self.facilities[facility_id] = row
         return self.facilities[facility_id]
 
     async def check_specialty(self, code: str) -> None:
@@ -299,7 +308,7 @@ async def _entry(
     dims: _Dimensions, new: NewAct, now: datetime, tz: ZoneInfo, recorded_by: User | None
 ) -> dict[str, Any]:
     _check(new)
-    facility, region_code = await dims.facility(new.facility_id)
+    facility = await dims.facility(new.facility_id)
     await dims.check_specialty(new.specialty_code)
     return {
         "act_type": ActType(new.act_type),
@@ -309,10 +318,10 @@ async def _entry(
         "sign": 1,
         "facility_id": facility.id,
         "facility_finess": facility.finess,
-        "facility_category": facility.category.value,
+        "facility_category": FacilityCategory(facility.category).value,
         "facility_category_code": facility.finess_category_code,
         "departement_code": facility.departement_code,
-        "region_code": region_code,
+        "region_code": facility.region_code,
         "requester_role": new.requester_role,
         "requester_id": new.requester_id,
         "requester_rpps": new.requester_rpps,

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 
 from telmi.db import Executor
-from telmi.models import AuditEvent, User, utcnow
+from telmi.models import AuditEvent, User
 
 # Built once, on the table: audit rows are written on hot paths and never read back.
 _INSERT = insert(cast(Table, AuditEvent.__table__))
@@ -22,13 +22,14 @@ async def record(
     address: str = "",
     target_type: str = "",
     target_id: str | int = "",
-    at: datetime | None = None,
+    at: datetime,
     **detail: Any,
 ) -> None:
+    """One audit event; `at` is the time of the change it records (the caller's clock)."""
     await session.execute(
         _INSERT,
         {
-            "at": at or utcnow(),
+            "at": at,
             "actor_id": actor.id if actor else None,
             "actor_role": actor.role.value if actor else "",
             "action": action,

@@ -254,7 +254,12 @@ async def create_rule(
     session.add(row)
     await session.flush()
     await audit.record(
-        session, "availability.rule_created", actor=actor, target_type="rule", target_id=row.id
+        session,
+        "availability.rule_created",
+        actor=actor,
+        target_type="rule",
+        target_id=row.id,
+        at=now,
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
@@ -284,7 +289,12 @@ async def update_rule(
     _apply(row, rule, act_types)
     await session.flush()
     await audit.record(
-        session, "availability.rule_changed", actor=actor, target_type="rule", target_id=row.id
+        session,
+        "availability.rule_changed",
+        actor=actor,
+        target_type="rule",
+        target_id=row.id,
+        at=now,
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
@@ -303,7 +313,12 @@ async def delete_rule(
     row.deleted_at = now
     await session.flush()
     await audit.record(
-        session, "availability.rule_deleted", actor=actor, target_type="rule", target_id=row.id
+        session,
+        "availability.rule_deleted",
+        actor=actor,
+        target_type="rule",
+        target_id=row.id,
+        at=now,
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
@@ -372,6 +387,7 @@ async def create_exception(
         actor=actor,
         target_type="exception",
         target_id=row.id,
+        at=now,
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
@@ -397,6 +413,7 @@ async def delete_exception(
         actor=actor,
         target_type="exception",
         target_id=exception_id,
+        at=now,
     )
     return await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 

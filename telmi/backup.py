@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -56,11 +56,11 @@ def check(path: Path) -> str:
         return str(exc)
 
 
-async def backup(settings: Settings, *, now: datetime | None = None) -> Path:
+async def backup(settings: Settings, *, now: datetime) -> Path:
     source = database_path(settings)
     folder = backup_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    stamp = now.strftime("%Y%m%d-%H%M%S")
     target = folder / f"telmi-{stamp}.sqlite3"
     await asyncio.to_thread(_copy, source, target)
     verdict = await asyncio.to_thread(check, target)

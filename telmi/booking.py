@@ -579,7 +579,7 @@ async def book(
 
 
 async def get_booking(
-    session: AsyncSession, user: User, booking_id: int, *, address: str = ""
+    session: AsyncSession, user: User, booking_id: int, *, now: datetime, address: str = ""
 ) -> BookingView:
     booking = await load(session, booking_id)
     if not may_see(user, booking):
@@ -591,6 +591,7 @@ async def get_booking(
         address=address,
         target_type="booking",
         target_id=booking.id,
+        at=now,
     )
     return booking
 
@@ -636,6 +637,7 @@ async def list_bookings(
             target_type="booking",
             target_id=len(bookings),
             ids=[b.id for b in bookings],
+            at=now,
         )
     return bookings
 
@@ -692,6 +694,7 @@ async def cancel(
         address=address,
         target_type="booking",
         target_id=booking.id,
+        at=now,
     )
     return await load(session, booking.id)
 
@@ -756,6 +759,7 @@ async def reschedule(
         target_type="booking",
         target_id=new_id,
         previous=old.id,
+        at=now,
     )
     return await load(session, new_id)
 

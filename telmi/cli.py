@@ -82,7 +82,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
     from telmi import backup
 
-    path = asyncio.run(backup.backup(settings))
+    path = asyncio.run(backup.backup(settings, now=SystemClock().now()))
     print(f"backup written: {path} (integrity ok; last {settings.backup_keep} kept)")
 
 
@@ -119,18 +119,18 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
         print(line, flush=True)
 
     async def work(db: Database) -> dict[str, int]:
+        now = SystemClock().now()
         async with db.write() as session:
-            created = await demo.load(session, progress=say)
-        say("Historique d'activité 2017 → aujourd'hui (journal des actes, chaîné)")
-        async with db.write() as session:
-            created["acts"] = await demo_history.load_history(
-                session,
-                today=SystemClock().now().astimezone(settings.tz).date(),
-                tz=settings.tz,
-                secret=settings.secret_key,
-                scale=args.history_scale,
-                progress=say,
-            )
+            created = await demo.load(session, now=now, progress=say)
+        say("Historique d'activité 2017 → hier (journal des actes, chaîné)")
+        created["acts"] = await demo_history.load_history(
+            db,
+            now=now,
+            tz=settings.tz,
+            secret=settings.secret_key,
+            scale=args.history_scale,
+            progress=say,
+        )
         return created
 
     created = _run(settings, work)
@@ -166,6 +166,7 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> None:
                     facility_finess=args.facility,
                     specialty_code=args.specialty,
                     rpps=args.rpps,
+                    now=SystemClock().now(),
                 )
                 return user.id
 

@@ -72,7 +72,7 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def _consultation_for(session: AsyncSession, booking_id: int) -> Consultation:
+async def _consultation_for(session: AsyncSession, booking_id: int, now: datetime) -> Consultation:
     """The booking's consultation, created on first need (once, even when two race)."""
     dialect_insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     await session.execute(
@@ -82,6 +82,7 @@ async def _consultation_for(session: AsyncSession, booking_id: int) -> Consultat
             room_id=secrets.token_urlsafe(16),
             status=ConsultationStatus.SCHEDULED,
             outcome="",
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["booking_id"])
     )
@@ -138,7 +139,7 @@ async def join_ticket(
     if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
         raise Forbidden("Cette consultation ne concerne ni votre établissement ni votre agenda.")
     _check_open(b, now, policy, tz)
-    consultation = await _consultation_for(session, booking_id)
+    consultation = await _consultation_for(session, booking_id, now)
     if consultation.status is ConsultationStatus.ENDED:
         raise Conflict("Cette consultation est terminée.", code="room_closed")
     host = user.role is Role.SPECIALIST
@@ -186,7 +187,7 @@ async def create_invite(
         )
     if b.status is not BookingStatus.CONFIRMED or now >= b.slot.ends_at:
         raise Conflict("Ce rendez-vous n'est plus à venir.", code="booking_not_confirmed")
-    consultation = await _consultation_for(session, booking_id)
+    consultation = await _consultation_for(session, booking_id, now)
     raw = secrets.token_urlsafe(32)
     invite = Invite(
         consultation_id=consultation.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -190,7 +191,7 @@ async def _ensure_territory(session: AsyncSession) -> None:
     await session.flush()
 
 
-async def _ensure_facilities(session: AsyncSession, progress: Progress) -> int:
+async def _ensure_facilities(session: AsyncSession, now: datetime, progress: Progress) -> int:
     created = 0
     for index, (dep, code, name, commune, postcode) in enumerate(FACILITIES, start=1):
         finess = finess_for(dep, index)
@@ -206,6 +207,7 @@ async def _ensure_facilities(session: AsyncSession, progress: Progress) -> int:
                     departement_code=dep,
                     commune=commune,
                     postcode=postcode,
+                    created_at=now,
                 )
             )
             created += 1
@@ -222,24 +224,41 @@ async def _ensure_specialties(session: AsyncSession) -> None:
     await session.flush()
 
 
-async def _ensure_user(session: AsyncSession, **fields: str | None) -> bool:
-    email = str(fields["email"])
-    if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        return False
-    await accounts.create_user(session, password=DEMO_PASSWORD, **fields)  # type: ignore[arg-type]
-    return True
+class _Accounts:
+    """Creates the demo accounts that are missing. They share one published password, so
+    they share its argon2 hash too: one computation instead of one per account."""
+
+    def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.password_hash: str | None = None
+
+    async def ensure(self, **fields: str | None) -> bool:
+        email = str(fields["email"])
+        if await self.session.scalar(select(User.id).where(User.email == email)) is not None:
+            return False
+        self.password_hash = self.password_hash or await accounts.hash_password(DEMO_PASSWORD)
+        await accounts.create_user(
+            self.session,
+            password=DEMO_PASSWORD,
+            password_hash=self.password_hash,
+            now=self.now,
+            **fields,  # type: ignore[arg-type]
+        )
+        return True
 
 
-async def load(session: AsyncSession, progress: Progress = lambda _: None) -> dict[str, int]:
+async def load(
+    session: AsyncSession, *, now: datetime, progress: Progress = lambda _: None
+) -> dict[str, int]:
     """Load the demo region; returns how many rows of each kind were created this time."""
     progress("Région Bourgogne-Franche-Comté et ses 8 départements")
     await _ensure_territory(session)
     progress("Spécialités")
     await _ensure_specialties(session)
     progress("Établissements")
-    facilities = await _ensure_facilities(session, progress)
-    progress("Comptes (mots de passe hachés en argon2id, quelques secondes)")
-    users = 0
+    facilities = await _ensure_facilities(session, now, progress)
+    progress("Comptes de démonstration")
+    users, made = 0, _Accounts(session, now)
     beaune = finess_for("21", 2)
     for login in LOGINS:
         fields: dict[str, str | None] = {"email": login.email, "role": login.role.value}
@@ -250,10 +269,9 @@ async def load(session: AsyncSession, progress: Progress = lambda _: None) -> di
             fields |= {"full_name": name, "specialty_code": specialty, "rpps": rpps_for(1)}
         else:
             fields["full_name"] = login.name
-        users += await _ensure_user(session, **fields)
+        users += await made.ensure(**fields)
     for index, (specialty, name) in enumerate(SPECIALISTS[1:], start=2):
-        users += await _ensure_user(
-            session,
+        users += await made.ensure(
             email=_email_for(name),
             full_name=name,
             role=Role.SPECIALIST.value,

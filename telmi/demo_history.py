@@ -11,17 +11,21 @@ log's own batch append (same checks, same hash chain, same rollup).
 
 from __future__ import annotations
 
+import calendar
 import functools
+import itertools
 import random
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from telmi import acts
+from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActType, Facility, FacilityCategory, Role, Specialty, User
 
@@ -90,6 +94,8 @@ REQUESTER_ROLES = ["infirmier"] * 6 + ["medecin"] * 3 + ["aide_soignant", "reedu
 BATCH = 2_000
 
 Progress = Callable[[str], None]
+# Past the published figures the platform keeps growing, more slowly each year.
+GROWTH_AFTER = 1.07
 
 
 def _pick(
@@ -98,95 +104,192 @@ def _pick(
     return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
 
 
+def yearly_total(year: int) -> float:
+    last = max(YEARLY_TOTALS)
+    if year in YEARLY_TOTALS:
+        return YEARLY_TOTALS[year]
+    return YEARLY_TOTALS[last] * GROWTH_AFTER ** (year - last)
+
+
 def monthly_targets(today: date, scale: float = 1.0) -> dict[tuple[int, int], int]:
-    """How many acts each month gets, up to today (the current month pro rata)."""
+    """How many acts each month gets: every whole month from January 2017 to the month
+    before `today`, and the current month pro rata of the days before `today` (none on
+    the 1st). Every month that has a day before `today` gets at least one act, whatever
+    the scale, so no month of the history is ever empty."""
     targets: dict[tuple[int, int], int] = {}
     weight_sum = sum(MONTH_WEIGHTS)
-    for year, total in YEARLY_TOTALS.items():
+    first = min(YEARLY_TOTALS)
+    for year in range(first, today.year + 1):
         for month in range(1, 13):
             if (year, month) > (today.year, today.month):
                 break
             weight = MONTH_WEIGHTS[month - 1]
             if year == 2020 and month in (3, 4, 5):
                 weight *= 1.6  # the first lockdown: teleconsultation everywhere
-            count = scale * total * weight / weight_sum
+            count = scale * yearly_total(year) * weight / weight_sum
             if (year, month) == (today.year, today.month):
-                count *= today.day / 30
-            targets[(year, month)] = round(count)
+                if today.day == 1:
+                    break
+                count *= (today.day - 1) / calendar.monthrange(year, month)[1]
+            targets[(year, month)] = max(1, round(count))
     return targets
 
 
-async def load_history(
-    session: AsyncSession,
-    *,
+def _days(year: int, month: int, today: date) -> tuple[list[date], list[date]]:
+    """The month's days before `today`, and its working days among them (or all of them)."""
+    last = calendar.monthrange(year, month)[1]
+    days = [d for d in (date(year, month, n) for n in range(1, last + 1)) if d < today]
+    return days, [d for d in days if d.weekday() < 5] or days
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """What the generator draws from, read once: (id, FINESS, category) of each facility,
+    (id, RPPS) of each specialty's specialists."""
+
+    facilities: list[tuple[int, str, FacilityCategory]]
+    specialists: dict[str, list[tuple[int | None, str | None]]]
+
+
+async def _directory(db: Database) -> _Directory:
+    async with db.read() as session:
+        facilities = [
+            (int(i), str(finess), FacilityCategory(category))
+            for i, finess, category in await session.execute(
+                select(Facility.id, Facility.finess, Facility.category).order_by(Facility.id)
+            )
+        ]
+        specialists: dict[str, list[tuple[int | None, str | None]]] = {
+            str(code): [] for code in await session.scalars(select(Specialty.code))
+        }
+        rows = await session.execute(
+            select(Specialty.code, User.id, User.rpps)
+            .join(Specialty, Specialty.id == User.specialty_id)
+            .where(User.role == Role.SPECIALIST)
+            .order_by(User.id)
+        )
+        for code, user_id, rpps in rows:
+            specialists[str(code)].append((int(user_id), rpps))
+    return _Directory(facilities, specialists)
+
+
+def _generate(
+    directory: _Directory,
+    targets: dict[tuple[int, int], int],
     today: date,
     tz: ZoneInfo,
     secret: str,
-    scale: float = 1.0,
-    progress: Progress = lambda _: None,
-) -> int:
-    """Write the history once; returns how many acts were written (0 if already there).
-    `scale` shrinks every month alike (quick setups, tests); the shape stays."""
-    first = SOURCE_PREFIX + "1"
-    if await session.scalar(select(Act.id).where(Act.source_key == first)) is not None:
-        return 0
-    facilities = list(await session.scalars(select(Facility).order_by(Facility.id)))
-    codes = set(await session.scalars(select(Specialty.code)))
-    specialists: dict[str, list[tuple[int, str | None]]] = {}
-    for user in await session.scalars(select(User).where(User.role == Role.SPECIALIST)):
-        code = await session.scalar(select(Specialty.code).where(Specialty.id == user.specialty_id))
-        specialists.setdefault(str(code), []).append((user.id, user.rpps))
+) -> Iterator[tuple[tuple[int, int], acts.NewAct]]:
+    """Every act of the history, in order, from one seeded generator: the same history
+    every time for the same `today` and scale (so an interrupted load resumes where it
+    stopped)."""
     rng = random.Random(2017)
-    written, n, batch = 0, 0, []
-    targets = monthly_targets(today, scale)
+    n = 0
     for (year, month), count in targets.items():
-        sites = [f for f in facilities if JOINED[f.category] <= year]
-        weights = [CATEGORY_WEIGHT[f.category] * (1 + (f.id % 5) / 4) for f in sites]
-        days = [
-            d
-            for d in (date(year, month, 1) + timedelta(days=i) for i in range(31))
-            if d.month == month and d < today
-        ]
+        sites = [f for f in directory.facilities if JOINED[f[2]] <= year]
+        weights = [CATEGORY_WEIGHT[category] * (1 + (i % 5) / 4) for i, _, category in sites]
+        days, working = _days(year, month, today)
         for _ in range(count):
             act_type = _pick(rng, ACT_TYPES)
             if year == 2020 and month in (3, 4, 5) and rng.random() < 0.3:
                 act_type = ActType.TELECONSULTATION
             specialty = _pick(rng, SPECIALTY_MIX[act_type])
-            if specialty not in codes:
+            if specialty not in directory.specialists:
                 continue
-            facility = rng.choices(sites, weights)[0]
-            day = rng.choice([d for d in days if d.weekday() < 5] or days)
+            facility_id, finess, _category = rng.choices(sites, weights)[0]
+            day = rng.choice(working)
             local = datetime.combine(day, time(rng.randrange(8, 18), rng.randrange(60)), tzinfo=tz)
-            specialist_id, specialist_rpps = rng.choice(specialists.get(specialty, [(None, None)]))
+            specialist_id, specialist_rpps = rng.choice(
+                directory.specialists[specialty] or [(None, None)]
+            )
             low, high = MINUTES[act_type]
             n += 1
-            batch.append(
+            yield (
+                (year, month),
                 acts.NewAct(
                     act_type=act_type,
                     occurred_at=local,
                     duration_seconds=rng.randrange(low, high + 1) * 60,
-                    facility_id=facility.id,
+                    facility_id=facility_id,
                     requester_role=rng.choice(REQUESTER_ROLES),
-                    requester_rpps=_requester_rpps(facility.id, rng.randrange(6)),
+                    requester_rpps=_requester_rpps(facility_id, rng.randrange(6)),
                     specialist_id=specialist_id,
                     specialist_rpps=specialist_rpps,
                     specialty_code=specialty,
                     source_key=f"{SOURCE_PREFIX}{n}",
-                    patient_key=acts.patient_key(
-                        secret,
-                        finess=facility.finess,
-                        patient_ref=f"DEMO-{rng.randrange(40 + facility.id * 7)}",
+                    patient_key=_patient_key(
+                        secret, finess, f"DEMO-{rng.randrange(40 + facility_id * 7)}"
                     ),
                     patient_consent=True,
                     incidents="coupure du son, reprise" if rng.random() < 0.02 else "",
-                )
+                ),
             )
-        if len(batch) >= BATCH or (year, month) == max(targets):
-            now = datetime.now(UTC)
-            written += await acts.append_many(session, batch, now=now, tz=tz, recorded_by=None)
-            batch = []
-            progress(f"  actes jusqu'à {month:02d}/{year} : {written:,}".replace(",", " "))
+
+
+async def written_so_far(db: Database) -> int:
+    """Demo acts already in the log. Batches commit in order, so they are a prefix."""
+    async with db.read() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Act)
+                .where(Act.source_key.like(SOURCE_PREFIX + "%"))
+            )
+            or 0
+        )
+
+
+async def load_history(
+    db: Database,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    secret: str,
+    scale: float = 1.0,
+    progress: Progress = lambda _: None,
+) -> int:
+    """Write the history up to the day before `now`; returns how many acts were written.
+
+    Each batch is its own transaction, so a load interrupted half way keeps what it wrote
+    and the next run goes on from there (the generator is seeded, the batches a prefix);
+    a complete history writes nothing. `scale` shrinks every month alike (quick setups,
+    tests); the shape stays."""
+    today = now.astimezone(tz).date()
+    targets = monthly_targets(today, scale)
+    done = await written_so_far(db)
+    if done >= sum(targets.values()):
+        return 0
+    directory = await _directory(db)
+    written, batch, last_month = 0, [], (0, 0)
+    async with db.bulk_connection() as conn:
+        stream = itertools.islice(_generate(directory, targets, today, tz, secret), done, None)
+        for month, new in stream:
+            batch.append(new)
+            last_month = month
+            if len(batch) >= BATCH:
+                written += await _append(conn, batch, now, tz)
+                batch = []
+                progress(_line(last_month, done + written))
+        if batch:
+            written += await _append(conn, batch, now, tz)
+            progress(_line(last_month, done + written))
     return written
+
+
+async def _append(
+    conn: AsyncConnection, batch: list[acts.NewAct], now: datetime, tz: ZoneInfo
+) -> int:
+    async with conn.begin():
+        return await acts.append_many(conn, batch, now=now, tz=tz, recorded_by=None)
+
+
+def _line(month: tuple[int, int], total: int) -> str:
+    return f"  actes jusqu'à {month[1]:02d}/{month[0]} : {total:,}".replace(",", " ")
+
+
+@functools.lru_cache(maxsize=65536)
+def _patient_key(secret: str, finess: str, ref: str) -> str:
+    return acts.patient_key(secret, finess=finess, patient_ref=ref)
 
 
 @functools.lru_cache(maxsize=4096)

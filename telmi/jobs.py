@@ -178,8 +178,8 @@ async def verify_act_chain(db: Database, clock: Clock) -> str:
     raise RuntimeError(f"journal des actes altéré : {problem}")
 
 
-async def nightly_backup(settings: Settings) -> str:
-    path = await backup.backup(settings)
+async def nightly_backup(settings: Settings, clock: Clock) -> str:
+    path = await backup.backup(settings, now=clock.now())
     return f"sauvegarde {path.name}"
 
 
@@ -262,7 +262,7 @@ def build(db: Database, clock: Clock, settings: Settings) -> list[Job]:
         jobs.append(
             Job(
                 "sauvegarde",
-                lambda: nightly_backup(settings),
+                lambda: nightly_backup(settings, clock),
                 "Sauvegarde de la base SQLite",
                 cron={"hour": 2, "minute": 0},
                 misfire_grace_seconds=12 * 3600,

@@ -172,10 +172,6 @@ class NotificationStatus(enum.StrEnum):
     DEAD = "dead"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- territory and directory ---------------------------------------------------------------
 
 
@@ -213,7 +209,7 @@ class Facility(Base):
     commune: Mapped[str] = mapped_column(String(100))
     postcode: Mapped[str] = mapped_column(String(5), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
     departement: Mapped[Departement] = relationship(lazy="raise")
 
@@ -249,7 +245,7 @@ class User(Base):
     departement_code: Mapped[str | None] = mapped_column(ForeignKey("departements.code"))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     disabled_at: Mapped[datetime | None]
 
     facility: Mapped[Facility | None] = relationship(lazy="raise")
@@ -263,8 +259,8 @@ class WebSession(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     address: Mapped[str] = mapped_column(String(64), default="")
@@ -281,7 +277,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -327,7 +323,7 @@ class AvailabilityRule(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     open_on_public_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     deleted_at: Mapped[datetime | None]
 
 
@@ -342,7 +338,7 @@ class AvailabilityException(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 _OPEN_SLOT = text("status = 'open'")
@@ -389,7 +385,7 @@ class Slot(Base):
     status: Mapped[SlotStatus] = mapped_column(
         _enum(SlotStatus, "slot_status"), default=SlotStatus.OPEN
     )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
     specialist: Mapped[User] = relationship(lazy="raise")
 
@@ -421,7 +417,7 @@ class Booking(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[BookingStatus] = mapped_column(_enum(BookingStatus, "booking_status"))
     hold_expires_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     confirmed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -444,7 +440,7 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
@@ -464,7 +460,7 @@ class Consultation(Base):
     ended_at: Mapped[datetime | None]
     ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     outcome: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
     booking: Mapped[Booking] = relationship(lazy="raise")
 
@@ -479,7 +475,7 @@ class Invite(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     guest_label: Mapped[str] = mapped_column(String(100))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -520,7 +516,7 @@ class ExpertiseRequest(Base):
     status: Mapped[ExpertiseStatus] = mapped_column(
         _enum(ExpertiseStatus, "expertise_status"), default=ExpertiseStatus.DRAFT
     )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     sent_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     taken_at: Mapped[datetime | None]
@@ -537,7 +533,7 @@ class ExpertiseMessage(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class ExpertiseAttachment(Base):
@@ -553,7 +549,7 @@ class ExpertiseAttachment(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class PhotoBlob(Base):
@@ -652,7 +648,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     actor_role: Mapped[str] = mapped_column(String(20), default="")
     action: Mapped[str] = mapped_column(String(60))
@@ -679,7 +675,7 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     sent_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
     # An iCalendar invitation (booking confirmed, moved, cancelled), sent as an attachment.

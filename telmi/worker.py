@@ -33,6 +33,7 @@ async def start_jobs(
         jobs.build(db, clock, settings),
         timezone=settings.tz,
         leader=leadership,
+        clock=clock,
         report=jobs.recorder(db),
     )
     leadership.on_change = runner.took_over

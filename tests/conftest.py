@@ -13,7 +13,6 @@ import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +27,8 @@ from telmi.app import create_app
 from telmi.db import Database
 from telmi.models import Base
 from telmi.settings import Settings
+
+from .factories import NOW
 
 POSTGRES_URL = os.environ.get("TELMI_TEST_POSTGRES_URL")
 NO_POSTGRES = "TELMI_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped"
@@ -159,7 +160,8 @@ async def pg_db(postgres_main: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    """The suite's fixed instant (factories.NOW); tests about another date set it there."""
+    return FrozenClock(NOW)
 
 
 @pytest.fixture

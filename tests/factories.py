@@ -30,6 +30,10 @@ from telmi.models import (
 )
 
 PASSWORD = "correct horse battery"
+# The suite's instant: Wednesday 10 June 2026, 10:00 in Paris. The `clock` fixture starts
+# here and test data made outside a test's clock is stamped with it, so no test depends on
+# the day it runs; a test about another date sets its clock there and says so.
+NOW = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
 _seq = itertools.count(1)
 
 
@@ -61,6 +65,7 @@ async def make_facility(
             finess_category_code="500",
             departement_code=departement,
             commune="Dijon",
+            created_at=NOW,
         )
         session.add(facility)
     return facility
@@ -108,6 +113,7 @@ async def make_user(
             specialty_code=specialty.code if specialty else None,
             rpps=rpps_for(5000 + n) if role is Role.SPECIALIST else None,
             password_hash=_PASSWORD_HASH if password == PASSWORD else None,
+            now=NOW,
         )
         if password == PASSWORD:
             _PASSWORD_HASH = user.password_hash
@@ -131,6 +137,7 @@ async def make_slot(
             ends_at=starts_at + timedelta(minutes=minutes),
             act_mask=act_mask(act_types),
             status=SlotStatus.OPEN,
+            created_at=NOW,
         )
         session.add(slot)
     return slot
@@ -138,7 +145,7 @@ async def make_slot(
 
 async def bearer(db: Database, user: User) -> dict[str, str]:
     async with db.write() as session:
-        _, raw = await accounts.create_token(session, user, now=datetime.now(UTC))
+        _, raw = await accounts.create_token(session, user, now=NOW)
     return {"Authorization": f"Bearer {raw}"}
 
 
@@ -209,7 +216,7 @@ async def make_act(
                 ),
                 patient_consent=True,
             ),
-            now=datetime.now(UTC),
+            now=NOW,
             tz=ZoneInfo("Europe/Paris"),
             recorded_by=None,
         )

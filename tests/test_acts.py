@@ -20,7 +20,7 @@ from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActMonth, ActType, AuditEvent, FacilityCategory, Role
 
-from .factories import bearer, make_act, make_facility, make_specialty, make_user
+from .factories import NOW, bearer, make_act, make_facility, make_specialty, make_user
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -234,14 +234,12 @@ async def test_a_cancelling_entry_nets_the_act_out_of_the_rollup(
     )
     async with db.write() as session:
         entry = await acts.cancel(
-            session, wrong.id, reason="Doublon", by=world["specialist"], now=datetime.now(UTC)
+            session, wrong.id, reason="Doublon", by=world["specialist"], now=NOW
         )
     assert (entry.sign, entry.cancels_act_id, entry.duration_seconds) == (-1, wrong.id, 1800)
     async with db.write() as session:
         with pytest.raises(acts.AlreadyCancelled):
-            await acts.cancel(
-                session, wrong.id, reason="Encore", by=world["specialist"], now=datetime.now(UTC)
-            )
+            await acts.cancel(session, wrong.id, reason="Encore", by=world["specialist"], now=NOW)
     async with db.read() as session:
         cell = (await session.execute(select(ActMonth.acts, ActMonth.duration_seconds))).one()
     assert tuple(cell) == (1, kept.duration_seconds)

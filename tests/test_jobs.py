@@ -186,7 +186,7 @@ async def test_unreachable_smtp_retries_then_dead_letters(
 
 
 async def test_runs_are_recorded_and_a_failing_job_does_not_stop_the_others(
-    db: Database, settings: Settings
+    db: Database, settings: Settings, clock: FrozenClock
 ) -> None:
     async def boom() -> None:
         raise RuntimeError("corrupted backup")
@@ -203,6 +203,7 @@ async def test_runs_are_recorded_and_a_failing_job_does_not_stop_the_others(
         ],
         timezone=settings.tz,
         leader=leader,
+        clock=clock,
         report=jobs.recorder(db),
     )
     try:

@@ -20,7 +20,7 @@ from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActType, FacilityCategory, Role
 
-from .factories import bearer, make_facility, make_specialty, make_user
+from .factories import NOW, bearer, make_facility, make_specialty, make_user
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -167,7 +167,7 @@ async def history(db: Database) -> list[Logged]:
         )
         log[-1].cancelled = rng.random() < 0.08
     async with db.write() as session:  # the log's batch entry point: same chain, same rollup
-        await acts.append_many(session, news, now=datetime.now(UTC), tz=PARIS, recorded_by=None)
+        await acts.append_many(session, news, now=NOW, tz=PARIS, recorded_by=None)
     for index, item in enumerate(log):
         if item.cancelled:
             async with db.write() as session:
@@ -179,7 +179,7 @@ async def history(db: Database) -> list[Logged]:
                     act_id,
                     reason="saisie erronée",
                     by=next(s for s in specialists if s.id == news[index].specialist_id),
-                    now=datetime.now(UTC),
+                    now=NOW,
                 )
     return log
 

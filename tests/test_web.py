@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -18,13 +17,13 @@ from telmi.settings import Settings
 from telmi.web.access import access_of
 from telmi.web.api.openapi import document
 
-from .factories import make_facility, make_user
+from .factories import NOW, make_facility, make_user
 
 
 async def _bearer(db: Database, role: Role = Role.ADMIN, **kwargs: Any) -> dict[str, str]:
     user = await make_user(db, role, **kwargs)
     async with db.write() as session:
-        _, raw = await accounts.create_token(session, user, now=datetime.now(UTC))
+        _, raw = await accounts.create_token(session, user, now=NOW)
     return {"Authorization": f"Bearer {raw}"}
 
 

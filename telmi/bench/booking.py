@@ -98,6 +98,7 @@ async def _seed_directory(db: Database, facilities: int) -> tuple[list[int], lis
                 finess_category_code="500",
                 departement_code=DEPARTEMENTS[i % 8],
                 commune="Dijon",
+                created_at=datetime.now(UTC),
             )
             for i in range(facilities)
         ]

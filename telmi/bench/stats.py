@@ -63,6 +63,7 @@ async def _seed_directory(db: Database, facilities: int) -> list[Facility]:
                 finess_category_code="500",
                 departement_code=DEPARTEMENTS[i % 8],
                 commune="Dijon",
+                created_at=datetime.now(UTC),
             )
             for i in range(facilities)
         ]

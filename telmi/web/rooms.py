@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -69,7 +68,7 @@ def signaling_context(app: web.Application) -> AsyncIterator[None]:
                     turn_urls=settings.turn_urls,
                     turn_secret=settings.turn_secret or None,
                     participant_id=participant.id,
-                    now=time.time(),
+                    now=app[CLOCK].now().timestamp(),
                     ttl_seconds=settings.turn_ttl_seconds,
                 ),
                 "ping_interval": 20,

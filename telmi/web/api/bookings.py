@@ -139,7 +139,11 @@ async def get_booking(request: web.Request) -> web.Response:
     user, booking_id = current_user(request), _booking_id(request)
     found = await request.app[DB].run_write(
         lambda session: booking.get_booking(
-            session, user, booking_id, address=client_address(request)
+            session,
+            user,
+            booking_id,
+            now=request.app[CLOCK].now(),
+            address=client_address(request),
         )
     )
     return web.json_response(booking_json(found))

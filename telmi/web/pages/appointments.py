@@ -223,7 +223,7 @@ async def _move_page(
 
     async def work(session: AsyncSession) -> tuple[BookingView, list[FreeSlot], str | None]:
         current = await booking.get_booking(
-            session, user, booking_id, address=client_address(request)
+            session, user, booking_id, now=now, address=client_address(request)
         )
         slots, next_cursor = await booking.search_free_slots(
             session,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from telmi import booking
 from telmi.errors import NotFound
-from telmi.keys import DB, SETTINGS
+from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Role
 from telmi.web.access import current_user, public, roles
 from telmi.web.http import client_address
@@ -30,7 +30,9 @@ async def room(request: web.Request) -> web.Response:
     except ValueError:
         raise NotFound() from None
     found = await request.app[DB].run_write(
-        lambda s: booking.get_booking(s, user, booking_id, address=client_address(request))
+        lambda s: booking.get_booking(
+            s, user, booking_id, now=request.app[CLOCK].now(), address=client_address(request)
+        )
     )
     role = "specialist" if user.role is Role.SPECIALIST else "staff"
     return render(request, "room.html", {"booking": found, "mode": "member", "role": role})
