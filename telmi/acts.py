@@ -118,7 +118,12 @@ def _patient_secret(secret: str) -> bytes:
     return hmac.new(secret.encode(), b"telmi patient key v1", hashlib.sha256).digest()
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most columns: no conversion (hashing runs once per act)
+        return value
     if isinstance(value, datetime):
         return value.isoformat(timespec="microseconds")
     if isinstance(value, date):
@@ -270,11 +275,11 @@ class _Dimensions:
 
     def __init__(self, session: Executor) -> None:
         self.session = session
-        self.facilities: dict[int, Any] = {}
+        self.facilities: dict[int, dict[str, Any]] = {}
         self.specialties: set[str] = set()
 
-    async def facility(self, facility_id: int) -> Any:
-        """The facility's dimensions (a row: works on a session and on a bare connection)."""
+    async def facility(self, facility_id: int) -> dict[str, Any]:
+        """The facility's columns of an act, as they are now (read once per batch)."""
         if facility_id not in self.facilities:
             row = (
                 await self.session.execute(
@@ -293,7 +298,14 @@ class _Dimensions:
             ).first()
             if row is None:
                 raise ValidationError("Établissement inconnu.", field="facility_finess")
-            self.facilities[facility_id] = row
+            self.facilities[facility_id] = {
+                "facility_id": row.id,
+                "facility_finess": row.finess,
+                "facility_category": FacilityCategory(row.category).value,
+                "facility_category_code": row.finess_category_code,
+                "departement_code": row.departement_code,
+                "region_code": row.region_code,
+            }
         return self.facilities[facility_id]
 
     async def check_specialty(self, code: str) -> None:
@@ -316,12 +328,7 @@ async def _entry(
         **local_calendar(new.occurred_at, tz),
         "duration_seconds": new.duration_seconds,
         "sign": 1,
-        "facility_id": facility.id,
-        "facility_finess": facility.finess,
-        "facility_category": FacilityCategory(facility.category).value,
-        "facility_category_code": facility.finess_category_code,
-        "departement_code": facility.departement_code,
-        "region_code": facility.region_code,
+        **facility,
         "requester_role": new.requester_role,
         "requester_id": new.requester_id,
         "requester_rpps": new.requester_rpps,

@@ -15,7 +15,7 @@ import calendar
 import functools
 import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -91,17 +91,23 @@ MINUTES = {
     ActType.TELESOIN: (20, 40),
 }
 REQUESTER_ROLES = ["infirmier"] * 6 + ["medecin"] * 3 + ["aide_soignant", "reeducation"]
-BATCH = 2_000
+BATCH = 10_000
 
 Progress = Callable[[str], None]
 # Past the published figures the platform keeps growing, more slowly each year.
 GROWTH_AFTER = 1.07
 
 
-def _pick(
-    rng: random.Random, weighted: list[tuple[str, float]] | list[tuple[ActType, float]]
-) -> Any:
-    return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+class _Weighted:
+    """A weighted draw whose cumulative weights are summed once, not at every draw (the
+    generator draws a million times; the draws are the same as `choices(values, weights)`)."""
+
+    def __init__(self, weighted: Sequence[tuple[Any, float]]) -> None:
+        self.values = [v for v, _ in weighted]
+        self.cumulative = list(itertools.accumulate(w for _, w in weighted))
+
+    def draw(self, rng: random.Random) -> Any:
+        return rng.choices(self.values, cum_weights=self.cumulative)[0]
 
 
 def yearly_total(year: int) -> float:
@@ -184,19 +190,21 @@ def _generate(
     every time for the same `today` and scale (so an interrupted load resumes where it
     stopped)."""
     rng = random.Random(2017)
+    act_types = _Weighted(ACT_TYPES)
+    specialties = {act_type: _Weighted(mix) for act_type, mix in SPECIALTY_MIX.items()}
     n = 0
     for (year, month), count in targets.items():
         sites = [f for f in directory.facilities if JOINED[f[2]] <= year]
-        weights = [CATEGORY_WEIGHT[category] * (1 + (i % 5) / 4) for i, _, category in sites]
+        site = _Weighted([(s, CATEGORY_WEIGHT[s[2]] * (1 + (s[0] % 5) / 4)) for s in sites])
         days, working = _days(year, month, today)
         for _ in range(count):
-            act_type = _pick(rng, ACT_TYPES)
+            act_type = act_types.draw(rng)
             if year == 2020 and month in (3, 4, 5) and rng.random() < 0.3:
                 act_type = ActType.TELECONSULTATION
-            specialty = _pick(rng, SPECIALTY_MIX[act_type])
+            specialty = specialties[act_type].draw(rng)
             if specialty not in directory.specialists:
                 continue
-            facility_id, finess, _category = rng.choices(sites, weights)[0]
+            facility_id, finess, _category = site.draw(rng)
             day = rng.choice(working)
             local = datetime.combine(day, time(rng.randrange(8, 18), rng.randrange(60)), tzinfo=tz)
             specialist_id, specialist_rpps = rng.choice(
@@ -246,6 +254,7 @@ async def load_history(
     tz: ZoneInfo,
     secret: str,
     scale: float = 1.0,
+    batch_size: int = BATCH,
     progress: Progress = lambda _: None,
 ) -> int:
     """Write the history up to the day before `now`; returns how many acts were written.
@@ -266,7 +275,7 @@ async def load_history(
         for month, new in stream:
             batch.append(new)
             last_month = month
-            if len(batch) >= BATCH:
+            if len(batch) >= batch_size:
                 written += await _append(conn, batch, now, tz)
                 batch = []
                 progress(_line(last_month, done + written))
