@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # The date-sensitive part of the suite, run again with the machine's clock moved (Debian's
 # faketime) to edge instants, Europe/Paris: `make test-dates EDGE_INSTANTS="'2028-02-29 12:00'"`.
-DATE_TESTS := tests/test_clock.py tests/test_demo_history.py \
+DATE_TESTS := tests/test_clock.py tests/test_demo_history.py tests/test_demo_activity.py \
 	tests/test_cli.py tests/test_calendar.py tests/test_availability.py tests/test_booking.py \
 	tests/test_stats.py tests/test_jobs.py
 EDGE_INSTANTS ?= '2026-12-31 23:50:00' '2027-03-28 03:30:00'

@@ -113,42 +113,58 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     if settings.env == "production":
         raise CliError("refusing to load demo accounts with TELMI_ENV=production")
 
-    from telmi import demo_history
+    from telmi import demo_activity, demo_history
 
     def say(line: str) -> None:
         print(line, flush=True)
 
-    async def work(db: Database) -> dict[str, int]:
-        now = SystemClock().now()
+    async def work(db: Database) -> tuple[dict[str, int], dict[str, int]]:
+        clock = SystemClock()
         async with db.write() as session:
-            created = await demo.load(session, now=now, progress=say)
+            created = await demo.load(session, now=clock.now(), progress=say)
         say("Historique d'activité 2017 → hier (journal des actes, chaîné)")
         created["acts"] = await demo_history.load_history(
             db,
-            now=now,
+            now=clock.now(),
             tz=settings.tz,
             secret=settings.secret_key,
             scale=args.history_scale,
             progress=say,
         )
-        return created
+        say("Activité du mois : disponibilités, rendez-vous, téléexpertises, notifications")
+        activity = await demo_activity.load_activity(
+            db, clock=clock, settings=settings, progress=say
+        )
+        return created, activity
 
-    created = _run(settings, work)
-    if not any(created.values()):
+    created, activity = _run(settings, work)
+    if not any(created.values()) and not any(activity.values()):
         print("Données de démonstration déjà présentes : rien à ajouter.")
     else:
-        acts = f"{created['acts']:,}".replace(",", "\u202f")
         print(
-            f"Créés : {created['facilities']} établissements, {created['users']} comptes, "
-            f"{acts} actes."
+            f"Créés : {created['facilities']} établissements, "
+            f"{created['users'] + activity['users']} comptes, "
+            f"{_count(created['acts'] + activity['acts'])} actes, "
+            f"{_count(activity['slots'])} créneaux, {activity['bookings']} rendez-vous, "
+            f"{activity['expertise_requests']} demandes de téléexpertise, "
+            f"{activity['notifications']} notifications."
         )
     print_demo_logins()
+
+
+def _count(n: int) -> str:
+    return f"{n:,}".replace(",", "\u202f")
 
 
 def print_demo_logins() -> None:
     print(f"\nComptes de démonstration (mot de passe : {demo.DEMO_PASSWORD})")
     for login in demo.LOGINS:
         print(f"  {login.role.value:<11} {login.email:<26} {login.description}")
+    nurse, doctor = (next(x.email for x in demo.LOGINS if x.role is r) for r in demo.CALL_ROLES)
+    print(
+        f"\nVisio : {nurse}, « Mes rendez-vous » → « Rejoindre la consultation » ; "
+        f"l'autre côté dans une fenêtre privée : {doctor}, « Mon agenda »."
+    )
 
 
 def cmd_user(settings: Settings, args: argparse.Namespace) -> None:

@@ -132,6 +132,10 @@ SPECIALISTS = [
 ]
 
 
+# The two sides of the demo's video call: the nurse and the dermatologist.
+CALL_ROLES = (Role.STAFF, Role.SPECIALIST)
+
+
 @dataclass(frozen=True)
 class DemoLogin:
     role: Role
