@@ -1002,6 +1002,7 @@ class _Run:
             if existing is not None:
                 self._say_joinable(existing, opens, created=False)
                 return
+            await self._retire_past_one_day_rules(session)
             found = await self._slot_to_join(session, opens, latest)
             if found is None:
                 self.say("Aucun créneau de Dr Morel ne peut ouvrir dans le quart d'heure.")
@@ -1088,6 +1089,22 @@ class _Run:
             elif (slot_id := await self._one_day_rule(session, start, booked_at)) is not None:
                 return slot_id, booked_at
         return None
+
+    async def _retire_past_one_day_rules(self, session: AsyncSession) -> None:
+        """Earlier runs' one-day rules, their day past, leave « Mes disponibilités » (the
+        slots booked from them stay, as every booked slot does)."""
+        today = self.now.astimezone(self.tz).date()
+        for rule in await availability.list_rules(session, self.morel):
+            if rule.valid_until is not None and rule.valid_from == rule.valid_until < today:
+                await availability.delete_rule(
+                    session,
+                    self.morel,
+                    self.morel,
+                    rule.id,
+                    now=self.now,
+                    tz=self.tz,
+                    weeks=self.weeks,
+                )
 
     async def _one_day_rule(
         self, session: AsyncSession, start: datetime, booked_at: datetime

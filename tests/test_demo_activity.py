@@ -331,3 +331,15 @@ async def test_the_consultation_is_joinable_at_any_hour(db: Database, settings: 
         if now != first:
             await load_activity(db, clock=FrozenClock(now), settings=settings)
         assert list((await _joinable(db, settings, now)).values()) == [True], edge  # open now
+    async with db.read() as session:  # earlier runs' one-day rules have left her hours
+        one_day = await session.scalar(
+            select(func.count())
+            .select_from(AvailabilityRule)
+            .join(User, User.id == AvailabilityRule.specialist_id)
+            .where(
+                User.full_name == MOREL,
+                AvailabilityRule.deleted_at.is_(None),
+                AvailabilityRule.valid_from == AvailabilityRule.valid_until,
+            )
+        )
+    assert one_day is not None and one_day <= 1
