@@ -37,6 +37,15 @@ class AuthError(Exception):
 Authorize = Callable[[str, str], Awaitable[Grant]]
 
 
+# Before the upgrade, refusals use the HTTP error shape of the application's API.
+ORIGIN_REFUSED = {
+    "error": {
+        "code": "origin_not_allowed",
+        "message": "This page's origin may not open the signaling socket.",
+    }
+}
+
+
 @dataclass(frozen=True)
 class Limits:
     allowed_origins: frozenset[str]
@@ -73,7 +82,7 @@ class SignalingServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Origin") not in self.limits.allowed_origins:
-            raise web.HTTPForbidden(text="origin not allowed")
+            return web.json_response(ORIGIN_REFUSED, status=403)
         room_id = request.match_info["room_id"]
         ws = web.WebSocketResponse(
             heartbeat=self.limits.heartbeat_seconds,

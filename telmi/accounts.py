@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import selectinload
 
 from telmi import audit
 from telmi.errors import Conflict, NotFound, Throttled, ValidationError
@@ -188,18 +188,23 @@ async def disable_user(session: AsyncSession, user: User, *, now: datetime) -> N
 
 @dataclass(frozen=True)
 class LoginPolicy:
+    """Failed logins allowed in `window` before refusal: for one account from one address
+    (the guesser), from one address over all accounts (the sprayer), and for one account
+    from everywhere, much higher, so that someone elsewhere cannot lock a nurse out."""
+
     window: timedelta
-    max_failures_account: int
+    max_failures_pair: int
     max_failures_address: int
+    max_failures_account: int
 
 
 async def _recent_failures(
-    session: AsyncSession, column: InstrumentedAttribute[str], value: str, since: datetime
+    session: AsyncSession, since: datetime, *conditions: ColumnElement[bool]
 ) -> tuple[int, datetime | None]:
     row = (
         await session.execute(
             select(func.count(), func.min(LoginAttempt.at)).where(
-                column == value, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
+                *conditions, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
             )
         )
     ).one()
@@ -217,16 +222,18 @@ async def authenticate(
 ) -> User | None:
     """The active user these credentials name, or None; every attempt is recorded.
 
-    Raises Throttled before checking anything once an account or an address has failed too
-    often in the window, so guessing stays slow whichever of the two the attacker varies.
+    Raises Throttled before checking anything once the account from this address, this
+    address, or (at a far higher count) the account has failed too often in the window, so
+    guessing stays slow whichever the attacker varies, and a lock-out stays local.
     """
     email = normalise_email(email)[:254]
     since = now - policy.window
-    for column, value, limit in (
-        (LoginAttempt.email, email, policy.max_failures_account),
-        (LoginAttempt.address, address, policy.max_failures_address),
+    for conditions, limit in (
+        ((LoginAttempt.email == email, LoginAttempt.address == address), policy.max_failures_pair),
+        ((LoginAttempt.address == address,), policy.max_failures_address),
+        ((LoginAttempt.email == email,), policy.max_failures_account),
     ):
-        count, oldest = await _recent_failures(session, column, value, since)
+        count, oldest = await _recent_failures(session, since, *conditions)
         if count >= limit:
             retry = int(((oldest or now) + policy.window - now).total_seconds()) + 1
             raise Throttled(retry_after=max(retry, 1))

@@ -32,6 +32,7 @@ from telmi.models import (
     User,
     act_mask,
 )
+from telmi.values import check_id
 
 MAX_SLOT_MINUTES = 240
 MAX_BUFFER_MINUTES = 120
@@ -180,12 +181,11 @@ async def specialist_for(session: AsyncSession, actor: User, specialist_id: Any)
         return actor
     if actor.role is not Role.ADMIN:
         raise Forbidden("Vous ne gérez que vos propres disponibilités.")
-    if isinstance(specialist_id, str) and specialist_id.isdigit():
-        specialist_id = int(specialist_id)
-    if not isinstance(specialist_id, int) or isinstance(specialist_id, bool):
+    if specialist_id is None:
         raise ValidationError(
             "« specialist_id » est requis pour un administrateur.", field="specialist_id"
         )
+    specialist_id = check_id(specialist_id, "specialist_id", digits=True)
     specialist = await session.get(User, specialist_id)
     if specialist is None or specialist.role is not Role.SPECIALIST:
         raise NotFound(f"Spécialiste {specialist_id} introuvable.")

@@ -36,6 +36,7 @@ from telmi.models import (
     User,
     act_types_of,
 )
+from telmi.values import check_id
 
 MAX_PAGE = 100
 PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -135,8 +136,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, slot_id = raw.split("|")
-        return datetime.fromisoformat(when), int(slot_id)
-    except (ValueError, UnicodeDecodeError):
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None:
+            raise ValueError("naive instant")
+        return at, check_id(slot_id, "cursor", digits=True)
+    except (ValueError, UnicodeDecodeError, ValidationError):
         raise ValidationError("Curseur de pagination invalide.", field="cursor") from None
 
 
@@ -401,8 +405,7 @@ async def _target(
     session: Executor, slot_id: Any, facility_id: int, act_type: ActType | None, now: datetime
 ) -> _Target:
     """One query for the slot, its specialist, the caller's facility and any hold on it."""
-    if isinstance(slot_id, bool) or not isinstance(slot_id, int):
-        raise ValidationError("« slot_id » doit être un entier.", field="slot_id")
+    slot_id = check_id(slot_id, "slot_id")
     r = (await session.execute(_TARGET, {"slot_id": slot_id, "facility_id": facility_id})).first()
     if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
@@ -583,7 +586,7 @@ async def get_booking(
 ) -> BookingView:
     booking = await load(session, booking_id)
     if not may_see(user, booking):
-        raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
+        raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
     await audit.record(
         session,
         "booking.read",
@@ -650,7 +653,7 @@ async def _changeable(
 ) -> BookingView:
     booking = await load(session, booking_id)
     if not may_see(user, booking):
-        raise Forbidden("Ce rendez-vous ne concerne ni votre établissement ni votre agenda.")
+        raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
     if booking.slot.starts_at <= now:
         raise Conflict(
             "Ce rendez-vous a déjà commencé : il ne peut plus être modifié.", code="too_late"

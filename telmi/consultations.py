@@ -137,7 +137,7 @@ async def join_ticket(
     """A join token for the booking's specialist or its facility's staff, while open."""
     b = await booking.load(session, booking_id)
     if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
-        raise Forbidden("Cette consultation ne concerne ni votre établissement ni votre agenda.")
+        raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
     _check_open(b, now, policy, tz)
     consultation = await _consultation_for(session, booking_id, now)
     if consultation.status is ConsultationStatus.ENDED:
@@ -179,7 +179,7 @@ async def create_invite(
     """A single-use guest invitation valid until the slot ends; the raw token once."""
     b = await booking.load(session, booking_id)
     if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
-        raise Forbidden("Cette consultation ne concerne ni votre établissement ni votre agenda.")
+        raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
     if not isinstance(label, str) or not label.strip() or len(label.strip()) > 100:
         raise ValidationError(
             "Nom de l'invité requis (100 caractères au plus), ex. « Dr Martin, médecin traitant ».",
@@ -345,6 +345,8 @@ async def end(
     if consultation is None:
         raise NotFound(f"Consultation {consultation_id} introuvable.")
     b = await booking.load(session, consultation.booking_id)
+    if by is not None and not booking.may_see(by, b):
+        raise NotFound(f"Consultation {consultation_id} introuvable.")
     if by is not None and not (by.role is Role.SPECIALIST and b.slot.specialist_id == by.id):
         raise Forbidden("Seul le spécialiste de la consultation peut la terminer.")
     if not isinstance(outcome, str) or len(outcome) > 500:

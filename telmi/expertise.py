@@ -32,6 +32,7 @@ from telmi.models import (
     User,
 )
 from telmi.photos import MAX_PHOTOS, Photo
+from telmi.values import check_id
 
 WITHIN = {
     ExpertiseUrgency.H24: timedelta(hours=24),
@@ -89,7 +90,7 @@ async def _load(session: AsyncSession, request_id: int, user: User) -> Expertise
     if found is None or user.role not in (Role.STAFF, Role.SPECIALIST):
         raise NotFound(f"Demande {request_id} introuvable.")
     if not may_see(user, found):
-        raise Forbidden("Cette demande ne concerne ni votre établissement ni votre spécialité.")
+        raise NotFound(f"Demande {request_id} introuvable.")  # as if it did not exist
     return found
 
 
@@ -105,7 +106,8 @@ async def create(
         raise ValidationError("Spécialité inconnue.", field="specialty")
     specialist_id = body.get("specialist_id")
     if specialist_id is not None:
-        named = await session.get(User, specialist_id) if isinstance(specialist_id, int) else None
+        specialist_id = check_id(specialist_id, "specialist_id")
+        named = await session.get(User, specialist_id)
         if named is None or named.role is not Role.SPECIALIST or named.specialty_id != specialty.id:
             raise ValidationError(
                 "Ce spécialiste n'exerce pas cette spécialité.", field="specialist_id"
@@ -519,9 +521,12 @@ async def photo(
     session: AsyncSession, user: User, attachment_id: int, *, now: datetime, address: str = ""
 ) -> ExpertiseAttachment:
     found = await session.get(ExpertiseAttachment, attachment_id)
-    if found is None:
-        raise NotFound("Photo introuvable.")
-    await _load(session, found.request_id, user)
+    try:
+        if found is None:
+            raise NotFound()
+        await _load(session, found.request_id, user)
+    except NotFound:
+        raise NotFound("Photo introuvable.") from None  # missing or not theirs: one answer
     await audit.record(
         session,
         "expertise.photo_viewed",

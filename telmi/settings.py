@@ -160,9 +160,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("login_window_minutes", "15", "window over which failed logins are counted", _int(1)),
     Setting(
-        "login_max_failures_account",
+        "login_max_failures_pair",
         "5",
-        "failed logins per account in the window before refusal",
+        "failed logins for one account from one address in the window before refusal",
+        _int(1),
+    ),
+    Setting(
+        "login_max_failures_account",
+        "100",
+        "failed logins for one account from all addresses in the window before refusal",
         _int(1),
     ),
     Setting(
@@ -246,7 +252,8 @@ class Settings:
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     login_window_minutes: int = 15
-    login_max_failures_account: int = 5
+    login_max_failures_pair: int = 5
+    login_max_failures_account: int = 100
     login_max_failures_address: int = 20
     hold_minutes: int = 10
     slot_horizon_weeks: int = 8

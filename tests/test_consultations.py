@@ -90,8 +90,9 @@ async def test_specialist_and_facility_staff_get_join_tokens_others_do_not(
             body["ws_path"] == f"/ws/rooms/{body['room_id']}"
             and body["token"] not in body["ws_path"]
         )
-    for who in ("hb", "hother", "hregional"):
-        assert (await _ticket(client, visit[who], visit["booking_id"])).status == 403, who
+    for who in ("hb", "hother"):  # not theirs: as if it did not exist
+        assert (await _ticket(client, visit[who], visit["booking_id"])).status == 404, who
+    assert (await _ticket(client, visit["hregional"], visit["booking_id"])).status == 403
 
 
 async def test_the_room_opens_fifteen_minutes_before_and_closes_at_the_end(

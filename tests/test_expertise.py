@@ -216,24 +216,36 @@ async def test_eleven_photos_are_too_many(client: TestClient, world: dict[str, A
     assert response.status == 422
 
 
-async def test_other_facilities_and_specialties_get_403(
+async def test_other_facilities_and_specialties_get_the_404_of_a_missing_request(
     client: TestClient, world: dict[str, Any]
 ) -> None:
+    """What a caller may not see answers exactly as what does not exist: ids tell nothing."""
     draft = await _draft(client, world["nurse"]["h"])
     photo = (
         await (await _upload(client, world["nurse"]["h"], draft["id"], ("a.png", _png()))).json()
     )["items"][0]
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    missing = photo["url"].replace(f"/{photo['id']}", "/999999")
     for outsider in ("other_nurse", "cardio"):
         headers = world[outsider]["h"]
-        assert (await client.get(f"/api/expertise/{draft['id']}", headers=headers)).status == 403, (
-            outsider
-        )
-        assert (await client.get(photo["url"], headers=headers)).status == 403, outsider
-        assert (await client.get(photo["thumbnail_url"], headers=headers)).status == 403, outsider
+        for path, absent in (
+            (f"/api/expertise/{draft['id']}", "/api/expertise/999999"),
+            (photo["url"], missing),
+            (photo["thumbnail_url"], missing + "/thumbnail"),
+        ):
+            hidden, gone = [await client.get(p, headers=headers) for p in (path, absent)]
+            assert hidden.status == gone.status == 404, (outsider, path)
+            hidden_error, gone_error = [(await r.json())["error"] for r in (hidden, gone)]
+            assert hidden_error["code"] == gone_error["code"], path
+            assert (
+                hidden_error["message"]
+                .replace(str(draft["id"]), "999999")
+                .replace(str(photo["id"]), "999999")
+                == gone_error["message"]
+            ), path
     assert (
         await client.post(f"/api/expertise/{draft['id']}/take", headers=world["cardio"]["h"])
-    ).status == 403
+    ).status == 404
     assert (
         await client.get(f"/api/expertise/{draft['id']}", headers=world["derm2"]["h"])
     ).status == 200
@@ -261,7 +273,7 @@ async def test_bad_requests_name_their_field(client: TestClient, world: dict[str
     answer = await client.post(
         f"/api/expertise/{draft['id']}/answer", json={"body": "x"}, headers=world["derm"]["h"]
     )
-    assert answer.status in (403, 409)  # a draft is not theirs to answer
+    assert answer.status in (404, 409)  # a draft is not theirs to see, nor to answer
 
 
 async def test_overdue_requests_remind_once_then_expire(

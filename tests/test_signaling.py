@@ -307,6 +307,9 @@ async def test_origin_is_checked_before_the_upgrade(app_client: TestClient) -> N
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await app_client.ws_connect("/ws/rooms/r1", **({"origin": origin} if origin else {}))
         assert refused.value.status == 403
+    plain = await app_client.get("/ws/rooms/r1", headers={"Origin": "http://evil.example"})
+    assert plain.status == 403
+    assert (await plain.json())["error"]["code"] == "origin_not_allowed"
 
 
 async def test_no_compression_and_a_server_heartbeat(aiohttp_client: Any) -> None:

@@ -9,13 +9,15 @@ from typing import Any
 from aiohttp import web
 
 from telmi.accounts import LoginPolicy, SessionPolicy
-from telmi.errors import MalformedBody, UnsupportedMediaType
+from telmi.errors import MalformedBody, NotFound, UnsupportedMediaType
 from telmi.keys import CLOCK, SETTINGS
 from telmi.settings import Settings
+from telmi.values import MAX_ID, check_characters
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    """Machine endpoints (the JSON API, the signaling socket) answer errors in JSON."""
+    return request.path.startswith(("/api/", "/ws/"))
 
 
 def error_json(
@@ -30,18 +32,56 @@ def error_json(
     return web.json_response({"error": error}, status=status, headers=headers)
 
 
+MAX_JSON_DEPTH = 16
+MAX_INT_DIGITS = 20
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"entier de plus de {MAX_INT_DIGITS} chiffres")
+    return int(digits)
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests, counted without recursion (the input is the attacker's)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                stack.extend(
+                    (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+                )
+    return deepest
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or a 400/415 that names what is wrong."""
+    """The request's JSON object, or a 400/415/422 that names what is wrong: malformed,
+    nested too deep, integers of absurd length, text no database can store."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw, parse_int=_bounded_int)
+    except RecursionError:
+        raise MalformedBody("JSON trop imbriqué.") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedBody(f"JSON mal formé : {exc}") from None
     if not isinstance(body, dict):
         raise MalformedBody("Le corps JSON doit être un objet.")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise MalformedBody(f"JSON trop imbriqué ({MAX_JSON_DEPTH} niveaux au plus).")
+    check_characters(body)
     return body
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The route's id (its `\\d+` is in the route table), or a 404 when no row can have it."""
+    raw = request.match_info[name]
+    if len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
+        raise NotFound()
+    return int(raw)
 
 
 def client_address(request: web.Request) -> str:
@@ -72,6 +112,7 @@ def session_policy(settings: Settings) -> SessionPolicy:
 def login_policy(settings: Settings) -> LoginPolicy:
     return LoginPolicy(
         window=timedelta(minutes=settings.login_window_minutes),
-        max_failures_account=settings.login_max_failures_account,
+        max_failures_pair=settings.login_max_failures_pair,
         max_failures_address=settings.login_max_failures_address,
+        max_failures_account=settings.login_max_failures_account,
     )

@@ -97,52 +97,52 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/specialties", directory.list_specialties, name="api_specialties")
     add("GET", "/api/tokens", tokens.list_tokens, name="api_tokens")
     add("POST", "/api/tokens", tokens.create_token, name="api_tokens_create")
-    add("DELETE", "/api/tokens/{token_id}", tokens.revoke_token, name="api_token_revoke")
+    add("DELETE", r"/api/tokens/{token_id:\d+}", tokens.revoke_token, name="api_token_revoke")
 
     rules, exceptions = "/api/availability/rules", "/api/availability/exceptions"
     add("GET", rules, availability.list_rules, name="api_rules")
     add("POST", rules, availability.create_rule, name="api_rules_create")
-    add("PUT", rules + "/{rule_id}", availability.update_rule, name="api_rule_update")
-    add("DELETE", rules + "/{rule_id}", availability.delete_rule, name="api_rule_delete")
+    add("PUT", rules + r"/{rule_id:\d+}", availability.update_rule, name="api_rule_update")
+    add("DELETE", rules + r"/{rule_id:\d+}", availability.delete_rule, name="api_rule_delete")
     add("POST", "/api/availability/preview", availability.preview_rule, name="api_rule_preview")
     add("GET", exceptions, availability.list_exceptions, name="api_exceptions")
     add("POST", exceptions, availability.create_exception, name="api_exceptions_create")
     add(
         "DELETE",
-        exceptions + "/{exception_id}",
+        exceptions + r"/{exception_id:\d+}",
         availability.delete_exception,
         name="api_exception_delete",
     )
 
     add("GET", "/api/slots", bookings.search_slots, name="api_slots")
-    add("POST", "/api/slots/{slot_id}/hold", bookings.hold_slot, name="api_slot_hold")
+    add("POST", r"/api/slots/{slot_id:\d+}/hold", bookings.hold_slot, name="api_slot_hold")
     add("GET", "/api/bookings", bookings.list_bookings, name="api_bookings")
     add("POST", "/api/bookings", bookings.create_booking, name="api_bookings_create")
-    add("GET", "/api/bookings/{booking_id}", bookings.get_booking, name="api_booking")
+    add("GET", r"/api/bookings/{booking_id:\d+}", bookings.get_booking, name="api_booking")
     add(
         "POST",
-        "/api/bookings/{booking_id}/cancel",
+        r"/api/bookings/{booking_id:\d+}/cancel",
         bookings.cancel_booking,
         name="api_booking_cancel",
     )
     add(
         "POST",
-        "/api/bookings/{booking_id}/reschedule",
+        r"/api/bookings/{booking_id:\d+}/reschedule",
         bookings.reschedule_booking,
         name="api_booking_reschedule",
     )
 
-    add("POST", "/api/bookings/{booking_id}/join", consultations.join, name="api_booking_join")
+    add("POST", r"/api/bookings/{booking_id:\d+}/join", consultations.join, name="api_booking_join")
     add(
         "POST",
-        "/api/bookings/{booking_id}/invites",
+        r"/api/bookings/{booking_id:\d+}/invites",
         consultations.invite,
         name="api_booking_invite",
     )
     add("POST", "/api/invites/redeem", consultations.redeem, name="api_invite_redeem")
     add(
         "POST",
-        "/api/consultations/{consultation_id}/end",
+        r"/api/consultations/{consultation_id:\d+}/end",
         consultations.end,
         name="api_consultation_end",
     )
@@ -165,7 +165,7 @@ def setup_routes(app: web.Application) -> None:
     )
     add("GET", "/api/acts", acts.list_acts, name="api_acts")
     add("POST", "/api/acts", acts.create_act, name="api_acts_create")
-    add("POST", r"/api/acts/{act_id}/cancel", acts.cancel_act, name="api_act_cancel")
+    add("POST", r"/api/acts/{act_id:\d+}/cancel", acts.cancel_act, name="api_act_cancel")
     add("GET", "/api/stats/acts", stats.acts_stats, name="api_stats_acts")
     add("GET", "/api/stats/monthly-report", stats.monthly_report, name="api_stats_monthly")
 

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import act_intake, acts, audit
 from telmi.availability import parse_date
-from telmi.errors import NotFound, ValidationError
+from telmi.errors import ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Act, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, read_json
+from telmi.web.http import client_address, path_id, read_json
 
 WRITERS = (Role.SPECIALIST, Role.ADMIN)
 
@@ -47,13 +47,6 @@ def act_json(act: Act) -> dict[str, Any]:
     }
 
 
-def _act_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["act_id"])
-    except ValueError:
-        raise NotFound("Acte introuvable.") from None
-
-
 @roles(*WRITERS)
 async def create_act(request: web.Request) -> web.Response:
     user, body = current_user(request), await read_json(request)
@@ -79,7 +72,7 @@ async def create_act(request: web.Request) -> web.Response:
 
 @roles(*WRITERS)
 async def cancel_act(request: web.Request) -> web.Response:
-    user, act_id, body = current_user(request), _act_id(request), await read_json(request)
+    user, act_id, body = current_user(request), path_id(request, "act_id"), await read_json(request)
     now = request.app[CLOCK].now()
 
     async def work(session: AsyncSession) -> dict[str, Any]:

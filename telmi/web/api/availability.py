@@ -7,12 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from telmi import availability
-from telmi.errors import NotFound
 from telmi.keys import CLOCK, DB
 from telmi.models import ActType, AvailabilityException, AvailabilityRule, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
-from telmi.web.http import read_json, slot_timing
+from telmi.web.http import path_id, read_json, slot_timing
 
 MANAGERS = (Role.SPECIALIST, Role.ADMIN)
 
@@ -43,13 +42,6 @@ def exception_json(row: AvailabilityException) -> dict[str, Any]:
     }
 
 
-def _id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound() from None
-
-
 @roles(*MANAGERS)
 async def list_rules(request: web.Request) -> web.Response:
     user = current_user(request)
@@ -77,7 +69,11 @@ async def create_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def update_rule(request: web.Request) -> web.Response:
-    user, body, rule_id = current_user(request), await read_json(request), _id(request, "rule_id")
+    user, body, rule_id = (
+        current_user(request),
+        await read_json(request),
+        path_id(request, "rule_id"),
+    )
 
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(session, user, body.get("specialist_id"))
@@ -91,7 +87,7 @@ async def update_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_rule(request: web.Request) -> web.Response:
-    user, rule_id = current_user(request), _id(request, "rule_id")
+    user, rule_id = current_user(request), path_id(request, "rule_id")
 
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(
@@ -145,7 +141,7 @@ async def create_exception(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_exception(request: web.Request) -> web.Response:
-    user, exception_id = current_user(request), _id(request, "exception_id")
+    user, exception_id = current_user(request), path_id(request, "exception_id")
 
     async def work(session: Any) -> dict[str, Any]:
         specialist = await availability.specialist_for(

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from telmi import booking, idempotency
 from telmi.availability import parse_date, parse_instant
-from telmi.errors import NotFound, ValidationError
+from telmi.errors import ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import ActType, BookingStatus, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, read_json
+from telmi.web.http import client_address, path_id, read_json
 from telmi.web.idempotent import idempotent
 
 SEARCHERS = (Role.STAFF, Role.SPECIALIST, Role.ADMIN)
@@ -43,13 +43,6 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ValidationError(f"« {name} » doit être un entier entre {low} et {high}.", field=name)
     return int(raw)
-
-
-def _booking_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["booking_id"])
-    except ValueError:
-        raise NotFound("Rendez-vous introuvable.") from None
 
 
 @roles(*SEARCHERS)
@@ -80,10 +73,7 @@ async def search_slots(request: web.Request) -> web.Response:
 async def hold_slot(request: web.Request) -> web.Response:
     user = current_user(request)
     body = await read_json(request) if request.can_read_body else {}
-    try:
-        slot_id = int(request.match_info["slot_id"])
-    except ValueError:
-        raise NotFound("Créneau introuvable.") from None
+    slot_id = path_id(request, "slot_id")
     act_type = booking.check_act_type(body["act_type"]) if body.get("act_type") else None
     settings = request.app[SETTINGS]
 
@@ -136,7 +126,7 @@ async def list_bookings(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def get_booking(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), _booking_id(request)
+    user, booking_id = current_user(request), path_id(request, "booking_id")
     found = await request.app[DB].run_write(
         lambda session: booking.get_booking(
             session,
@@ -151,7 +141,11 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def cancel_booking(request: web.Request) -> web.Response:
-    user, booking_id, body = current_user(request), _booking_id(request), await read_json(request)
+    user, booking_id, body = (
+        current_user(request),
+        path_id(request, "booking_id"),
+        await read_json(request),
+    )
     cancelled = await request.app[DB].run_write(
         lambda session: booking.cancel(
             session,
@@ -167,7 +161,11 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def reschedule_booking(request: web.Request) -> web.Response:
-    user, booking_id, body = current_user(request), _booking_id(request), await read_json(request)
+    user, booking_id, body = (
+        current_user(request),
+        path_id(request, "booking_id"),
+        await read_json(request),
+    )
     moved = await request.app[DB].run_write(
         lambda session: booking.reschedule(
             session,

@@ -8,12 +8,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import consultations
-from telmi.errors import NotFound
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Consultation, Role
 from telmi.web.access import current_user, public, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, read_json
+from telmi.web.http import client_address, path_id, read_json
 from telmi.web.rooms import SIGNALING
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
@@ -29,13 +28,6 @@ def policy(request: web.Request) -> consultations.RoomPolicy:
     )
 
 
-def _id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound() from None
-
-
 def consultation_json(c: Consultation) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -49,7 +41,7 @@ def consultation_json(c: Consultation) -> dict[str, Any]:
 
 @roles(*CARERS)
 async def join(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), _id(request, "booking_id")
+    user, booking_id = current_user(request), path_id(request, "booking_id")
     now, tz = request.app[CLOCK].now(), request.app[SETTINGS].tz
     ticket = await request.app[DB].run_write(
         lambda s: consultations.join_ticket(
@@ -67,7 +59,7 @@ async def join(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def invite(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), _id(request, "booking_id")
+    user, booking_id = current_user(request), path_id(request, "booking_id")
     body = await read_json(request)
     now, tz = request.app[CLOCK].now(), request.app[SETTINGS].tz
 
@@ -102,7 +94,7 @@ async def redeem(request: web.Request) -> web.Response:
 
 @roles(Role.SPECIALIST)
 async def end(request: web.Request) -> web.Response:
-    user, consultation_id = current_user(request), _id(request, "consultation_id")
+    user, consultation_id = current_user(request), path_id(request, "consultation_id")
     body = await read_json(request)
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     ended = await request.app[DB].run_write(

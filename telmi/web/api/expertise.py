@@ -6,16 +6,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import expertise, photos
-from telmi.errors import NotFound, ValidationError
+from telmi.errors import MalformedBody, ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import ExpertiseAttachment, ExpertiseRequest, Role
 from telmi.web.access import current_user, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, read_json
+from telmi.web.http import client_address, path_id, read_json
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
 NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"}
@@ -24,13 +25,6 @@ NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nos
 def store(request: web.Request) -> photos.PhotoStore:
     settings = request.app[SETTINGS]
     return photos.store_for(settings.photo_storage, settings.data_dir)
-
-
-def _id(request: web.Request, name: str = "request_id") -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound() from None
 
 
 def request_json(r: ExpertiseRequest) -> dict[str, Any]:
@@ -81,7 +75,11 @@ async def create(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def show(request: web.Request) -> web.Response:
-    user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+    user, request_id, now = (
+        current_user(request),
+        path_id(request, "request_id"),
+        request.app[CLOCK].now(),
+    )
     found = await request.app[DB].run_write(
         lambda s: expertise.thread(s, user, request_id, now=now, address=client_address(request))
     )
@@ -106,7 +104,16 @@ async def _read_photos(request: web.Request) -> list[photos.Photo]:
         raise ValidationError(
             "Envoyez les photos en multipart/form-data (champ « photos »).", field="photos"
         )
-    reader = await request.multipart()
+    try:
+        raw = await _file_parts(await request.multipart())
+    except (ValueError, HttpProcessingError) as exc:  # broken framing or part headers
+        raise MalformedBody(f"Corps multipart mal formé : {exc}") from None
+    if not raw:
+        raise ValidationError("Aucune photo reçue.", field="photos")
+    return [await asyncio.to_thread(photos.clean, data, name) for name, data in raw]
+
+
+async def _file_parts(reader: MultipartReader) -> list[tuple[str, bytes]]:
     raw: list[tuple[str, bytes]] = []
     while (part := await reader.next()) is not None:
         if not hasattr(part, "read_chunk"):
@@ -123,14 +130,16 @@ async def _read_photos(request: web.Request) -> list[photos.Photo]:
                     f"« {name[:60]} » dépasse 15 Mo.", field="photos", code="bad_photo"
                 )
         raw.append((name, bytes(data)))
-    if not raw:
-        raise ValidationError("Aucune photo reçue.", field="photos")
-    return [await asyncio.to_thread(photos.clean, data, name) for name, data in raw]
+    return raw
 
 
 @roles(Role.STAFF)
 async def upload(request: web.Request) -> web.Response:
-    user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+    user, request_id, now = (
+        current_user(request),
+        path_id(request, "request_id"),
+        request.app[CLOCK].now(),
+    )
     cleaned = await _read_photos(request)
 
     async def work(session: AsyncSession) -> list[ExpertiseAttachment]:
@@ -151,7 +160,11 @@ async def run_step(
     extra: bool,
 ) -> ExpertiseRequest:
     """One step of a request's life, for the API and the pages alike."""
-    user, request_id, settings = current_user(request), _id(request), request.app[SETTINGS]
+    user, request_id, settings = (
+        current_user(request),
+        path_id(request, "request_id"),
+        request.app[SETTINGS],
+    )
     kwargs: dict[str, Any] = {"now": request.app[CLOCK].now(), "public_url": settings.public_url}
     if extra:
         kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
@@ -179,7 +192,11 @@ decline = roles(Role.SPECIALIST)(_step(expertise.decline, text=True))
 
 @roles(*CARERS)
 async def photo(request: web.Request) -> web.Response:
-    user, photo_id, now = current_user(request), _id(request, "photo_id"), request.app[CLOCK].now()
+    user, photo_id, now = (
+        current_user(request),
+        path_id(request, "photo_id"),
+        request.app[CLOCK].now(),
+    )
     thumbnail = request.path.endswith("/thumbnail")
 
     async def work(session: AsyncSession) -> tuple[ExpertiseAttachment, bytes]:

@@ -31,8 +31,11 @@ def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str,
     return param | ({"description": description} if description else {})
 
 
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
 def path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+    return {"name": name, "in": "path", "required": True, "schema": ID_SCHEMA}
 
 
 CSRF_HEADER = {

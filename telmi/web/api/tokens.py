@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from telmi import accounts
-from telmi.errors import NotFound, ValidationError
+from telmi.errors import ValidationError
 from telmi.keys import CLOCK, DB
 from telmi.models import ApiToken
 from telmi.web.access import authenticated, current_user
 from telmi.web.api import spec
-from telmi.web.http import read_json
+from telmi.web.http import path_id, read_json
 
 
 def token_json(token: ApiToken) -> dict[str, Any]:
@@ -49,10 +49,7 @@ async def create_token(request: web.Request) -> web.Response:
 
 @authenticated
 async def revoke_token(request: web.Request) -> web.Response:
-    try:
-        token_id = int(request.match_info["token_id"])
-    except ValueError:
-        raise NotFound("Jeton introuvable.") from None
+    token_id = path_id(request, "token_id")
     async with request.app[DB].write() as session:
         token = await accounts.revoke_token(
             session, token_id, actor=current_user(request), now=request.app[CLOCK].now()

@@ -20,7 +20,7 @@ from telmi.errors import TelmiError, ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Booking, BookingStatus, Role, Slot
 from telmi.web.access import current_user, roles
-from telmi.web.http import client_address
+from telmi.web.http import client_address, path_id
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
@@ -105,8 +105,8 @@ async def hold(request: web.Request) -> web.StreamResponse:
     Holding a slot the facility already holds (a second click) is not an error: the form
     then shows that hold.
     """
-    user, slot_id = current_user(request), forms.path_id(request, "slot_id")
-    form, now = await request.post(), request.app[CLOCK].now()
+    user, slot_id = current_user(request), path_id(request, "slot_id")
+    form, now = await forms.read(request), request.app[CLOCK].now()
     act = str(form.get("acte", ""))
     try:
         act_type = booking.check_act_type(act) if act else None
@@ -132,7 +132,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
 @roles(Role.STAFF)
 async def slot_form(request: web.Request) -> web.Response:
     """The booking form for a slot, with the facility's hold on it if there is one."""
-    user, slot_id = current_user(request), forms.path_id(request, "slot_id")
+    user, slot_id = current_user(request), path_id(request, "slot_id")
     now = request.app[CLOCK].now()
     async with request.app[DB].read() as session:
         slot, hold = await agenda.slot_with_hold(session, user, slot_id, now=now)
@@ -143,8 +143,8 @@ async def slot_form(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def book(request: web.Request) -> web.Response:
-    user, slot_id = current_user(request), forms.path_id(request, "slot_id")
-    form, now = await request.post(), request.app[CLOCK].now()
+    user, slot_id = current_user(request), path_id(request, "slot_id")
+    form, now = await forms.read(request), request.app[CLOCK].now()
     body = forms.booking_body(form, slot_id)
     try:
         await request.app[DB].run_write(
@@ -193,8 +193,8 @@ async def bookings(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def cancel(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), forms.path_id(request, "booking_id")
-    reason = forms.text(await request.post(), "reason")
+    user, booking_id = current_user(request), path_id(request, "booking_id")
+    reason = forms.text(await forms.read(request), "reason")
     try:
         await request.app[DB].run_write(
             lambda session: booking.cancel(
@@ -254,13 +254,13 @@ async def _move_page(
 
 @roles(Role.STAFF)
 async def move_form(request: web.Request) -> web.Response:
-    return await _move_page(request, forms.path_id(request, "booking_id"))
+    return await _move_page(request, path_id(request, "booking_id"))
 
 
 @roles(Role.STAFF)
 async def move(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), forms.path_id(request, "booking_id")
-    form = await request.post()
+    user, booking_id = current_user(request), path_id(request, "booking_id")
+    form = await forms.read(request)
     try:
         slot_id = forms.integer(form, "slot_id")
         await request.app[DB].run_write(

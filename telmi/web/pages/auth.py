@@ -9,12 +9,21 @@ from telmi.keys import CLOCK, DB, SETTINGS, USER, WEB_SESSION
 from telmi.web.access import authenticated, public
 from telmi.web.http import client_address, login_policy, session_policy
 from telmi.web.middlewares import SESSION_COOKIE
+from telmi.web.pages import forms
 from telmi.web.render import render
 
 
 def _safe_next(value: str | None) -> str:
-    """Only same-site paths, so the login form cannot become an open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    """Only same-site paths, so the login form cannot become an open redirect. Checked on
+    the raw value: browsers drop tabs and line breaks from a URL, so `/<TAB>/evil.example`
+    would become `//evil.example` after the check; any control character or space is out."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and all(" " < c != "\x7f" for c in value)
+    ):
         return value
     return "/"
 
@@ -30,7 +39,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @public
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await forms.read(request)
     email = str(form.get("email", ""))
     password = str(form.get("password", ""))
     next_path = _safe_next(str(form.get("next", "")))

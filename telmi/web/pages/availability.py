@@ -21,7 +21,7 @@ from telmi.errors import TelmiError
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role, User
 from telmi.web.access import current_user, roles
-from telmi.web.http import slot_timing
+from telmi.web.http import path_id, slot_timing
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
@@ -137,7 +137,7 @@ async def show(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def add_rule(request: web.Request) -> web.Response:
-    user, form = current_user(request), await request.post()
+    user, form = current_user(request), await forms.read(request)
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         body = forms.rule_body(form)
@@ -155,7 +155,7 @@ async def add_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_rule(request: web.Request) -> web.Response:
-    user, rule_id = current_user(request), forms.path_id(request, "rule_id")
+    user, rule_id = current_user(request), path_id(request, "rule_id")
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         _, report = await availability.delete_rule(
@@ -168,7 +168,7 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def add_absence(request: web.Request) -> web.Response:
-    user, form = current_user(request), await request.post()
+    user, form = current_user(request), await forms.read(request)
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         body = forms.absence_body(form)
@@ -186,7 +186,7 @@ async def add_absence(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_absence(request: web.Request) -> web.Response:
-    user, absence_id = current_user(request), forms.path_id(request, "absence_id")
+    user, absence_id = current_user(request), path_id(request, "absence_id")
 
     async def change(session: AsyncSession, specialist: User) -> SyncReport:
         return await availability.delete_exception(

@@ -13,12 +13,13 @@ from aiohttp import web
 from sqlalchemy import select
 
 from telmi import expertise
-from telmi.errors import NotFound, TelmiError
+from telmi.errors import TelmiError
 from telmi.keys import CLOCK, DB
 from telmi.models import ExpertiseStatus, Role, Specialty
 from telmi.web.access import current_user, roles
 from telmi.web.api.expertise import run_step
-from telmi.web.http import client_address
+from telmi.web.http import client_address, path_id
+from telmi.web.pages import forms
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
 
@@ -52,16 +53,13 @@ async def new(request: web.Request) -> web.Response:
     return render(request, "expertise_new.html", page_context(request, specialties=specialties))
 
 
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["request_id"])
-    except ValueError:
-        raise NotFound() from None
-
-
 @roles(*CARERS)
 async def show(request: web.Request, error: str | None = None) -> web.Response:
-    user, request_id, now = current_user(request), _id(request), request.app[CLOCK].now()
+    user, request_id, now = (
+        current_user(request),
+        path_id(request, "request_id"),
+        request.app[CLOCK].now(),
+    )
     thread = await request.app[DB].run_write(
         lambda s: expertise.thread(s, user, request_id, now=now, address=client_address(request))
     )
@@ -90,8 +88,8 @@ def _form_step(
     action: Callable[..., Awaitable[Any]], *, text: bool, extra: bool = False
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        request_id = _id(request)
-        form = await request.post()
+        request_id = path_id(request, "request_id")
+        form = await forms.read(request)
         args = (form.get("body", ""),) if text else ()
         try:
             await run_step(request, action, args, extra=extra)

@@ -13,9 +13,19 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from telmi.errors import NotFound, ValidationError
+from telmi.errors import ValidationError
+from telmi.values import check_characters
 
 Form = MultiDictProxy[Any]
+
+
+async def read(request: web.Request) -> Form:
+    """The submitted form, its text fields checked for what no database can store."""
+    form = await request.post()
+    for name, value in form.items():
+        if isinstance(value, str):
+            check_characters(value, name)
+    return form
 
 
 def text(form: Form, name: str) -> str:
@@ -30,13 +40,6 @@ def integer(form: Form, name: str) -> int:
     if not value.isdigit():
         raise ValidationError(f"« {name} » doit être un nombre entier.", field=name)
     return int(value)
-
-
-def path_id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound() from None
 
 
 def booking_body(form: Form, slot_id: int) -> dict[str, Any]:

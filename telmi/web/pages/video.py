@@ -7,11 +7,10 @@ import json
 from aiohttp import web
 
 from telmi import booking
-from telmi.errors import NotFound
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Role
 from telmi.web.access import current_user, public, roles
-from telmi.web.http import client_address
+from telmi.web.http import client_address, path_id
 from telmi.web.render import render
 
 
@@ -25,10 +24,7 @@ async def test_video(request: web.Request) -> web.Response:
 @roles(Role.STAFF, Role.SPECIALIST)
 async def room(request: web.Request) -> web.Response:
     user = current_user(request)
-    try:
-        booking_id = int(request.match_info["booking_id"])
-    except ValueError:
-        raise NotFound() from None
+    booking_id = path_id(request, "booking_id")
     found = await request.app[DB].run_write(
         lambda s: booking.get_booking(
             s, user, booking_id, now=request.app[CLOCK].now(), address=client_address(request)
