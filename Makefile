@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates lint clean
+.PHONY: run test test-fast test-dates lint clean
 
 # The date-sensitive part of the suite, run again with the machine's clock moved (Debian's
 # faketime) to edge instants, Europe/Paris: `make test-dates EDGE_INSTANTS="'2028-02-29 12:00'"`.
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Everything but the `slow` and `browser` tiers: what to run while editing.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not browser"
 
 test-dates: $(STAMP)
 	@for instant in $(EDGE_INSTANTS); do \

@@ -6,6 +6,8 @@ import pytest
 
 from telmi.cli import main
 
+pytestmark = pytest.mark.slow  # processes, benchmarks or generated cases
+
 
 def test_booking_benchmark_runs_and_finds_no_double_booking(
     capsys: pytest.CaptureFixture[str],

@@ -27,6 +27,8 @@ from telmi.models import ACTIVE_BOOKING_STATUSES, Booking, Role, Slot, SlotStatu
 from .conftest import _truncate
 from .factories import make_facility, make_slot, make_user
 
+pytestmark = pytest.mark.slow  # processes, benchmarks or generated cases
+
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 9, 7, 6, 0, tzinfo=UTC)  # a Monday morning
 SLOTS_PER_SPECIALIST = 6

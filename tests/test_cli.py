@@ -45,6 +45,7 @@ def _query(url: str, statement: object) -> object:
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_demo_loads_the_region_once(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--history-scale", "0.05"]) == 0
     first = capsys.readouterr().out
@@ -69,6 +70,7 @@ def test_demo_loads_the_region_once(cli_env: str, capsys: pytest.CaptureFixture[
     assert roles[Role.STAFF] >= 4  # the demo nurse and colleagues of other facilities
 
 
+@pytest.mark.slow
 def test_demo_history_follows_the_published_figures(cli_env: str) -> None:
     """2017 about 6,000 acts, 2018 about 9,000 (+50 %), 2023 about 32,000 (here at 5 %)."""
     assert main(["demo", "--history-scale", "0.05"]) == 0

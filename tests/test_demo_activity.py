@@ -45,6 +45,8 @@ from telmi.models import (
 )
 from telmi.settings import Settings
 
+pytestmark = pytest.mark.slow  # processes, benchmarks or generated cases
+
 PARIS = ZoneInfo("Europe/Paris")
 # A Monday morning inside Dr Morel's hours: her own next slot becomes the consultation.
 NOW = datetime(2026, 6, 8, 10, 7, tzinfo=PARIS)

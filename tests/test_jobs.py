@@ -300,6 +300,7 @@ async def _wait(check: Any, timeout: float = 30.0) -> Any:
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 async def test_two_workers_on_postgresql_send_each_reminder_once_and_take_over(
     pg_db: Database, postgres_main: str, tmp_path: Path, smtp: tuple[Inbox, str]
 ) -> None:
@@ -443,6 +444,7 @@ async def test_a_tampered_act_log_alerts_the_admins(sqlite_db: Database, tmp_pat
     assert len(alerts) == 1 and f"acte {act.id}" in alerts[0].body
 
 
+@pytest.mark.slow
 def test_backup_and_restore_commands(tmp_path: Path) -> None:
     env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path), "TELMI_LOG_LEVEL": "WARNING"}
     env.pop("TELMI_DATABASE_URL", None)

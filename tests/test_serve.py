@@ -20,6 +20,8 @@ import pytest
 
 from telmi.demo import DEMO_PASSWORD
 
+pytestmark = pytest.mark.slow  # processes, benchmarks or generated cases
+
 ROOT = Path(__file__).resolve().parent.parent
 TELMI = [sys.executable, "-m", "telmi.cli"]
 
