@@ -41,6 +41,14 @@ WITHIN = {
 }
 EXPIRES_AFTER_DUE = timedelta(days=14)
 OPEN = (ExpertiseStatus.SENT, ExpertiseStatus.TAKEN, ExpertiseStatus.NEEDS_INFORMATION)
+
+
+def is_overdue(request: ExpertiseRequest, now: datetime) -> bool:
+    """Past its due time and still waiting: the one rule the lists, the thread and the
+    overdue job share (the job selects the same rows with `due_at <= now`)."""
+    return request.status in OPEN and request.due_at is not None and request.due_at <= now
+
+
 LABELS = {
     ExpertiseStatus.DRAFT: "Brouillon",
     ExpertiseStatus.SENT: "Envoyée",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +384,23 @@ async def test_overdue_requests_are_marked_in_the_lists(
     await login(client, world["derm"]["user"].email, PASSWORD)  # the session idled out meanwhile
     inbox = await (await client.get("/teleexpertise")).text()
     assert 'class="overdue"' in inbox and "en retard" in inbox
+
+
+async def test_at_its_due_instant_a_request_is_late_for_the_lists_and_the_job_alike(
+    client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock, settings: Settings
+) -> None:
+    from .factories import PASSWORD, login
+
+    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    sent = await (
+        await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
+    ).json()
+    clock.set(datetime.fromisoformat(sent["due_at"]))  # exactly due
+    await login(client, world["derm"]["user"].email, PASSWORD)
+    assert "en retard" in await (await client.get("/teleexpertise")).text()
+    thread = await (await client.get(f"/teleexpertise/{draft['id']}")).text()
+    assert "en retard" in thread
+    result = await db.run_write(
+        lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
+    )
+    assert not result.startswith("0"), result

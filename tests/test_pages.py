@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
 from telmi import availability, booking
+from telmi.app import create_app
 from telmi.db import Database
 from telmi.models import (
     AvailabilityException,
@@ -25,6 +26,7 @@ from telmi.models import (
     SlotStatus,
     User,
 )
+from telmi.settings import Settings
 
 from .factories import csrf_from, login, make_facility, make_slot, make_specialty, make_user
 
@@ -552,3 +554,13 @@ async def test_a_bad_search_date_is_explained_in_french(
     response = await client.get("/rendez-vous/nouveau", params={"du": "demain"})
     assert response.status == 422
     assert "« À partir du » doit être une date AAAA-MM-JJ." in await _read(response)
+
+
+async def test_the_join_button_says_when_the_room_opens_as_configured(
+    aiohttp_client: Any, settings: Settings, clock: FrozenClock, db: Database, world: dict[str, Any]
+) -> None:
+    client = await aiohttp_client(create_app(settings.replace(room_opens_minutes=20), clock=clock))
+    await _book(db, world["staff"], world["slots"][0])
+    await login(client, world["staff"].email)
+    page = await _read(await client.get("/rendez-vous"))
+    assert "La salle ouvre 20 minutes avant le rendez-vous" in page

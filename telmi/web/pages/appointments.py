@@ -180,6 +180,7 @@ async def _bookings_page(
         past=[b for b in past if b.status is not BookingStatus.HELD],
         error=readable(error) if error else None,
         failed=failed,
+        room_opens_minutes=request.app[SETTINGS].room_opens_minutes,
     )
     status = error.status if error else 200
     return render(request, "bookings.html", context, status=status)

@@ -39,7 +39,7 @@ async def index(request: web.Request) -> web.Response:
             request,
             items=items,
             names=names,
-            now=now,
+            late={r.id for r in items if expertise.is_overdue(r, now)},
             labels=expertise.LABELS,
             specialist=user.role is Role.SPECIALIST,
         ),
@@ -78,7 +78,12 @@ async def show(request: web.Request, error: str | None = None) -> web.Response:
         request,
         "expertise_thread.html",
         page_context(
-            request, thread=thread, labels=expertise.LABELS, actions=actions, now=now, error=error
+            request,
+            thread=thread,
+            labels=expertise.LABELS,
+            actions=actions,
+            late=expertise.is_overdue(thread.request, now),
+            error=error,
         ),
         status=422 if error else 200,
     )
