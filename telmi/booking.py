@@ -28,6 +28,7 @@ from telmi.models import (
     ActType,
     Booking,
     BookingStatus,
+    Consultation,
     Facility,
     Role,
     Slot,
@@ -765,6 +766,35 @@ async def reschedule(
         at=now,
     )
     return await load(session, new_id)
+
+
+async def complete(session: Executor, booking_id: int) -> bool:
+    """The consultation took place (called by `consultations.end`); False if the booking
+    was no longer confirmed."""
+    result = await session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == BookingStatus.CONFIRMED)
+        .values(status=BookingStatus.COMPLETED)
+        .returning(Booking.id)
+    )
+    return result.first() is not None
+
+
+async def mark_no_shows(session: Executor, *, ended_before: datetime) -> int:
+    """Confirmed bookings whose slot ended before `ended_before` and whose consultation
+    never started (the no-show job)."""
+    started = select(Consultation.booking_id).where(Consultation.started_at.is_not(None))
+    result = await session.execute(
+        update(Booking)
+        .where(
+            Booking.status == BookingStatus.CONFIRMED,
+            Booking.slot_id.in_(select(Slot.id).where(Slot.ends_at < ended_before)),
+            Booking.id.not_in(started),
+        )
+        .values(status=BookingStatus.NO_SHOW)
+        .returning(Booking.id)
+    )
+    return len(result.all())
 
 
 async def expire_holds(session: AsyncSession, *, now: datetime) -> int:

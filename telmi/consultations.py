@@ -405,11 +405,7 @@ async def end(
             tz=tz,
             recorded_by=by,
         )
-        await session.execute(
-            update(Booking)
-            .where(Booking.id == b.id, Booking.status == BookingStatus.CONFIRMED)
-            .values(status=BookingStatus.COMPLETED)
-        )
+        await booking.complete(session, b.id)
     await audit.record(
         session,
         "consultation.ended",

@@ -12,7 +12,7 @@ import socket
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,15 +22,11 @@ from telmi import acts, availability, backup, booking, consultations, expertise,
 from telmi.db import Database, dialect_name
 from telmi.mail import Mailer
 from telmi.models import (
-    Booking,
-    BookingStatus,
-    Consultation,
     IdempotencyKey,
     Invite,
     JobRun,
     LoginAttempt,
     Role,
-    Slot,
     User,
     WebSession,
 )
@@ -87,23 +83,8 @@ async def reminders(db: Database, clock: Clock, settings: Settings) -> str:
 async def mark_no_shows(db: Database, clock: Clock, settings: Settings) -> str:
     """Confirmed bookings whose slot ended (plus the grace) without the consultation starting."""
     cutoff = clock.now() - timedelta(minutes=settings.room_grace_minutes)
-    started = select(Consultation.booking_id).where(Consultation.started_at.is_not(None))
-
-    async def work(session: Any) -> int:
-        ended = select(Slot.id).where(Slot.ends_at < cutoff)
-        result = await session.execute(
-            update(Booking)
-            .where(
-                Booking.status == BookingStatus.CONFIRMED,
-                Booking.slot_id.in_(ended),
-                Booking.id.not_in(started),
-            )
-            .values(status=BookingStatus.NO_SHOW)
-            .returning(Booking.id)
-        )
-        return len(result.all())
-
-    return f"{await db.run_write(work)} rendez-vous non honorés"
+    marked = await db.run_write(lambda s: booking.mark_no_shows(s, ended_before=cutoff))
+    return f"{marked} rendez-vous non honorés"
 
 
 async def close_consultations(db: Database, clock: Clock, settings: Settings) -> str:
