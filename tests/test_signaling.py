@@ -459,3 +459,54 @@ async def test_nothing_a_client_sends_breaks_the_server(connect: Connect, batch:
     while (reply := await doc.next()).get("id") != "still-alive":
         assert reply["type"] in ("error", "pong", "participant-updated"), reply
     await doc.send(type="leave")
+
+
+def _documented_frames(direction: str) -> list[dict[str, Any]]:
+    """The example frames of ARCHITECTURE.md « Signaling protocol v1 », `// comments` off."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "ARCHITECTURE.md").read_text("utf-8")
+    section = text.split("## Signaling protocol v1", 1)[1]
+    block = section.split(f"{direction}:\n\n```json\n", 1)[1].split("```", 1)[0]
+    frames, pending = [], ""
+    for line in block.splitlines():
+        pending += line.split("  //", 1)[0].strip().replace("[...]", "[]")
+        try:
+            frames.append(json.loads(pending))
+            pending = ""
+        except json.JSONDecodeError:
+            continue  # a frame spread over lines
+    assert not pending, pending
+    return frames
+
+
+async def test_a_client_written_from_the_document_alone_gets_what_it_documents(
+    connect: Connect,
+) -> None:
+    """Every documented client frame is accepted as written; the server's frames carry the
+    documented fields; candidates trickle and end with `null`; `ping` is answered."""
+    client_frames = _documented_frames("Client to server")
+    assert {f["type"] for f in client_frames} == {
+        "join", "offer", "answer", "candidate", "admit", "deny", "update", "leave", "ping"
+    }  # fmt: skip
+    for frame in client_frames:
+        protocol.parse(json.dumps(frame))  # raises if the document shows a refused frame
+    documented = {f["type"]: set(f) for f in _documented_frames("Server to client")}
+
+    doc, nurse = await connect(token="doc"), await connect(token="nurse")
+    joined = await nurse.next("joined")
+    assert set(joined) == documented["joined"]
+    arrived = await doc.next("participant-joined")
+    assert set(arrived) == documented["participant-joined"]
+    assert joined["polite"] is True and joined["seq"] > joined["participants"][0]["seq"]
+    offer = next(f for f in client_frames if f["type"] == "offer")
+    doc_id = joined["participants"][0]["participant_id"]
+    await nurse.send(**{**offer, "to": doc_id})  # the newcomer offers
+    relayed = await doc.next("offer")
+    assert set(relayed) == documented["offer"] and relayed["from"] == joined["participant_id"]
+    candidate = next(f for f in client_frames if f["type"] == "candidate")
+    for payload in (candidate["candidate"], None):  # trickle, then end of candidates
+        await doc.send(type="candidate", to=joined["participant_id"], candidate=payload)
+        assert (await nurse.next("candidate"))["candidate"] == payload
+    await nurse.send(**next(f for f in client_frames if f["type"] == "ping"))
+    assert await nurse.next("pong") == {"type": "pong", "id": 7}
