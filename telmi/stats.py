@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi.availability import parse_date
 from telmi.errors import ValidationError
-from telmi.models import Act, ActMonth, ActType, FacilityCategory
+from telmi.models import Act, ActMonth, ActType, Departement, FacilityCategory, Specialty
 
 TIME_KEYS = ("year", "quarter", "month", "week")
 DIMENSIONS = ("region", "departement", "facility_category", "facility", "specialty", "act_type")
@@ -425,3 +425,89 @@ async def monthly_report(session: AsyncSession, query: Query) -> list[dict[str, 
         "professionnels_requis",
     )
     return [{"month": display_key("month", m), **rows[m]} for m in sorted(rows)]
+
+
+# --- the statistics page --------------------------------------------------------------------
+
+FIRST_YEAR = 2017  # the platform's first year of activity
+OVERVIEW_PARTS = ("departement", "facility_category", "specialty", "act_type")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One group of a breakdown, with its display name."""
+
+    key: str
+    name: str
+    acts: int
+    previous_acts: int
+
+
+@dataclass(frozen=True)
+class YearOverview:
+    """Everything the statistics page shows for a year (to date for the current one), beside
+    the same dates a year earlier: computed here, drawn by the page."""
+
+    query: Query
+    total: Row
+    monthly: list[tuple[int, int]]  # (acts, acts a year earlier) for January to December
+    yearly: list[tuple[int, int]]  # (year, acts) since FIRST_YEAR, years with acts
+    parts: dict[str, list[Part]]  # OVERVIEW_PARTS -> groups, most acts first
+    names: dict[str, dict[str, str]]  # departement and specialty codes -> display names
+
+    @property
+    def expertise_share(self) -> float | None:
+        acts = self.total.current.acts
+        expertise = next(
+            (p.acts for p in self.parts["act_type"] if p.key == ActType.TELEEXPERTISE.value), 0
+        )
+        return expertise / acts if acts else None
+
+
+async def year_overview(
+    session: AsyncSession, query: Query, *, labels: Mapping[str, Mapping[str, str]]
+) -> YearOverview:
+    """The page's figures for `query` (one year, its filters). `labels` names the groups of
+    the fixed vocabularies (facility categories, act types); the directory names the rest."""
+    acts_only = replace(query, measures=("acts",))
+    headline = await acts(session, query)
+    monthly = await acts(session, replace(acts_only, group_by=("month",)))
+    history = await acts(
+        session,
+        replace(acts_only, start=date(FIRST_YEAR, 1, 1), end=query.end, group_by=("year",)),
+    )
+    names: dict[str, dict[str, str]] = {
+        "departement": {
+            str(code): f"{name} ({code})"
+            for code, name in await session.execute(select(Departement.code, Departement.name))
+        },
+        "specialty": {
+            str(code): str(name)
+            for code, name in await session.execute(select(Specialty.code, Specialty.name))
+        },
+    }
+    every_name = {**{k: dict(v) for k, v in labels.items()}, **names}
+    parts: dict[str, list[Part]] = {}
+    for key in OVERVIEW_PARTS:
+        result = await acts(session, replace(acts_only, group_by=(key,)))
+        groups = [
+            Part(
+                str(r.keys[key]),
+                every_name.get(key, {}).get(str(r.keys[key]), str(r.keys[key])),
+                r.current.acts,
+                r.previous.acts,
+            )
+            for r in result.rows
+        ]
+        parts[key] = sorted(groups, key=lambda p: -p.acts)
+    by_month = {r.keys["month"]: r for r in monthly.rows}
+    year = query.start.year
+    months = [by_month.get(f"{year}-{m:02d}") for m in range(1, 13)]
+    return YearOverview(
+        query=query,
+        total=headline.total,
+        monthly=[(r.current.acts, r.previous.acts) if r else (0, 0) for r in months],
+        yearly=[(int(r.keys["year"]), r.current.acts) for r in history.rows if r.current.acts],
+        parts=parts,
+        names=names,
+    )

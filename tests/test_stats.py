@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from telmi import acts
+from telmi import acts, stats
 from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActType, FacilityCategory, Role
@@ -416,3 +416,39 @@ async def test_bad_statistics_queries_name_the_parameter(
     response = await client.get("/api/stats/acts", params=params, headers=regional)
     assert response.status == 422
     assert (await response.json())["error"]["field"] == field
+
+
+async def test_the_page_overview_counts_months_years_and_parts_from_the_log(
+    db: Database, history: list[Logged]
+) -> None:
+    """One call gives the statistics page all its figures for 2025 (against the test's own
+    counts of what it inserted)."""
+    live = [item for item in history if not item.cancelled]
+    query = stats.parse({"from": "2025-01-01", "to": "2025-12-31"}, today=date(2026, 6, 10))
+    async with db.read() as session:
+        seen = await stats.year_overview(
+            session, query, labels={"act_type": {"teleexpertise": "Téléexpertise"}}
+        )
+    in_2025 = [i for i in live if i.day.year == 2025]
+    assert seen.total.current.acts == len(in_2025)
+    assert [m for m, _ in seen.monthly] == [
+        sum(1 for i in in_2025 if i.day.month == month) for month in range(1, 13)
+    ]
+    assert [p for _, p in seen.monthly] == [
+        sum(1 for i in live if i.day.year == 2024 and i.day.month == month)
+        for month in range(1, 13)
+    ]
+    assert dict(seen.yearly) == {
+        y: n for y in range(2017, 2026) if (n := sum(1 for i in live if i.day.year == y))
+    }
+    by_departement = {p.key: p.acts for p in seen.parts["departement"]}
+    assert by_departement == {
+        d: sum(1 for i in in_2025 if i.departement == d) for d in {i.departement for i in in_2025}
+    }
+    assert [p.acts for p in seen.parts["specialty"]] == sorted(
+        (p.acts for p in seen.parts["specialty"]), reverse=True
+    )
+    expertise = sum(1 for i in in_2025 if i.act_type == "teleexpertise")
+    assert seen.expertise_share == pytest.approx(expertise / len(in_2025))
+    names = {p.key: p.name for p in seen.parts["act_type"]}
+    assert names.get("teleexpertise") == "Téléexpertise"

@@ -6,24 +6,22 @@ the filters of the statistics API. Aggregates only; the charts are SVG drawn her
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 from yarl import URL
 
 from telmi import stats
 from telmi.errors import ValidationError
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.labels import label
-from telmi.models import ActType, Departement, FacilityCategory, Role, Specialty
+from telmi.models import ActType, FacilityCategory, Role
 from telmi.web.access import roles
 from telmi.web.pages import charts
 from telmi.web.render import render
 
-FIRST_YEAR = 2017
+FIRST_YEAR = stats.FIRST_YEAR
 MONTHS = [
     "janv.",
     "févr.",
@@ -55,12 +53,8 @@ def _year(raw: str | None, today: date) -> int:
     return int(raw)
 
 
-def _bars(result: stats.Result, key: str, names: dict[str, str]) -> list[charts.Bar]:
-    bars = [
-        charts.Bar(names.get(str(r.keys[key]), str(r.keys[key])), r.current.acts, r.previous.acts)
-        for r in result.rows
-    ]
-    return sorted(bars, key=lambda b: -b.value)
+def _bars(parts: list[stats.Part]) -> list[charts.Bar]:
+    return [charts.Bar(p.name, p.acts, p.previous_acts) for p in parts]
 
 
 @roles(Role.REGIONAL, Role.ADMIN)
@@ -71,39 +65,14 @@ async def statistics(request: web.Request) -> web.Response:
     params = {"from": date(year, 1, 1).isoformat(), "to": last.isoformat()}
     chosen = {field: request.query.get(field, "") for field in FILTERS}
     params |= {FILTERS[f]: v for f, v in chosen.items() if v}
-    base = stats.parse(params, today=today)
-    acts_only = replace(base, measures=("acts",))
+    labels = {
+        "facility_category": {c.value: label(c) for c in FacilityCategory},
+        "act_type": {t.value: label(t) for t in ActType},
+    }
     async with request.app[DB].read() as session:
-        headline = await stats.acts(session, base)
-        monthly = await stats.acts(session, replace(acts_only, group_by=("month",)))
-        history = await stats.acts(
-            session,
-            replace(acts_only, start=date(FIRST_YEAR, 1, 1), end=base.end, group_by=("year",)),
-        )
-        parts = {
-            key: await stats.acts(session, replace(acts_only, group_by=(key,)))
-            for key in ("departement", "facility_category", "specialty", "act_type")
-        }
-        departements = {
-            d.code: f"{d.name} ({d.code})" for d in await session.scalars(select(Departement))
-        }
-        specialties = {s.code: s.name for s in await session.scalars(select(Specialty))}
-    categories = {c.value: label(c) for c in FacilityCategory}
-    act_types = {t.value: label(t) for t in ActType}
-    by_month = {r.keys["month"]: r for r in monthly.rows}
-    current = [
-        by_month[f"{year}-{m:02d}"].current.acts if f"{year}-{m:02d}" in by_month else 0
-        for m in range(1, 13)
-    ]
-    previous = [
-        by_month[f"{year}-{m:02d}"].previous.acts if f"{year}-{m:02d}" in by_month else 0
-        for m in range(1, 13)
-    ]
+        seen = await stats.year_overview(session, stats.parse(params, today=today), labels=labels)
     shown_months = 12 if year < today.year else today.month
-    total = headline.total
-    expertise = next(
-        (r.current.acts for r in parts["act_type"].rows if r.keys["act_type"] == "teleexpertise"), 0
-    )
+    total = seen.total
     csv_params = params | {"format": "csv", "sep": ";"}
     api = request.app.router
     context: dict[str, Any] = {
@@ -113,22 +82,26 @@ async def statistics(request: web.Request) -> web.Response:
         "partial": last < date(year, 12, 31),
         "chosen": chosen,
         "options": {
-            "departement": sorted(departements.items()),
-            "categorie": list(categories.items()),
-            "specialite": sorted(specialties.items(), key=lambda kv: kv[1]),
-            "type": list(act_types.items()),
+            "departement": sorted(seen.names["departement"].items()),
+            "categorie": list(labels["facility_category"].items()),
+            "specialite": sorted(seen.names["specialty"].items(), key=lambda kv: kv[1]),
+            "type": list(labels["act_type"].items()),
         },
         "total": total,
         "growth": total.growth,
-        "expertise_share": expertise / total.current.acts if total.current.acts else None,
+        "expertise_share": seen.expertise_share,
         "hours": total.current.duration_seconds / 3600,
         "charts": {
             "monthly": charts.line_chart(
                 f"Actes par mois, {year} et {year - 1}",
                 MONTHS,
                 [
-                    charts.Series(str(year), current[:shown_months], "current"),
-                    charts.Series(str(year - 1), previous[:shown_months], "previous"),
+                    charts.Series(
+                        str(year), [m[0] for m in seen.monthly[:shown_months]], "current"
+                    ),
+                    charts.Series(
+                        str(year - 1), [m[1] for m in seen.monthly[:shown_months]], "previous"
+                    ),
                 ],
             ),
             "history": charts.column_chart(
@@ -138,25 +111,16 @@ async def statistics(request: web.Request) -> web.Response:
                     if year == today.year
                     else ""
                 ),
-                [
-                    charts.Bar(str(r.keys["year"]), r.current.acts)
-                    for r in history.rows
-                    if r.current.acts
-                ],
+                [charts.Bar(str(y), acts) for y, acts in seen.yearly],
             ),
             "departement": charts.bar_chart(
-                "Actes par département", _bars(parts["departement"], "departement", departements)
+                "Actes par département", _bars(seen.parts["departement"])
             ),
             "facility_category": charts.bar_chart(
-                "Actes par catégorie d'établissement",
-                _bars(parts["facility_category"], "facility_category", categories),
+                "Actes par catégorie d'établissement", _bars(seen.parts["facility_category"])
             ),
-            "specialty": charts.bar_chart(
-                "Actes par spécialité", _bars(parts["specialty"], "specialty", specialties)
-            ),
-            "act_type": charts.bar_chart(
-                "Actes par type d'acte", _bars(parts["act_type"], "act_type", act_types)
-            ),
+            "specialty": charts.bar_chart("Actes par spécialité", _bars(seen.parts["specialty"])),
+            "act_type": charts.bar_chart("Actes par type d'acte", _bars(seen.parts["act_type"])),
         },
         "number": charts.number,
         "downloads": [
