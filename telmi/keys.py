@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scheduling.clock import Clock
+from telmi.context import Context
 from telmi.db import Database
 from telmi.models import User, WebSession
 from telmi.settings import Settings
@@ -17,3 +18,4 @@ CLOCK = web.AppKey("clock", Clock)
 USER: web.RequestKey[User | None] = web.RequestKey("user")
 WEB_SESSION: web.RequestKey[WebSession | None] = web.RequestKey("web_session")
 AUTH_METHOD: web.RequestKey[str | None] = web.RequestKey("auth_method")
+CONTEXT = web.RequestKey("context", Context)

@@ -203,3 +203,18 @@ def test_every_route_declares_who_may_call_it(settings: Settings) -> None:
 
 def test_openapi_document_is_built_without_a_server() -> None:
     validate(document())
+
+
+async def test_every_request_gets_one_request_id_a_trusted_proxy_may_give(
+    aiohttp_client: Any, settings: Settings, clock: Any, db: Database
+) -> None:
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    first, second = [(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(2)]
+    assert len(first) == 16 and first != second
+    ignored = await client.get("/healthz", headers={"X-Request-Id": "from-the-client"})
+    assert ignored.headers["X-Request-Id"] != "from-the-client"  # no proxy is trusted
+    behind = await aiohttp_client(create_app(settings.replace(trust_proxy=True), clock=clock))
+    given = await behind.get("/healthz", headers={"X-Request-Id": "haproxy-42"})
+    assert given.headers["X-Request-Id"] == "haproxy-42"
+    odd = await behind.get("/healthz", headers={"X-Request-Id": "bad id\twith tab"})
+    assert odd.headers["X-Request-Id"] != "bad id\twith tab"

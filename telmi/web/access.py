@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from telmi.context import Context
 from telmi.errors import AuthenticationRequired
-from telmi.keys import USER
+from telmi.keys import CONTEXT, USER
 from telmi.models import Role, User
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,6 +47,11 @@ def roles(*allowed: Role) -> Callable[[H], H]:
 
 def access_of(handler: Any) -> Access | None:
     return getattr(handler, ATTRIBUTE, None)
+
+
+def request_context(request: web.Request) -> Context:
+    """Who asks, from where, when: built once by the middleware for every routed request."""
+    return request[CONTEXT]
 
 
 def current_user(request: web.Request) -> User:

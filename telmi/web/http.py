@@ -10,7 +10,7 @@ from aiohttp import web
 
 from telmi.accounts import LoginPolicy, SessionPolicy
 from telmi.errors import MalformedBody, NotFound, UnsupportedMediaType
-from telmi.keys import CLOCK, SETTINGS
+from telmi.keys import CONTEXT, SETTINGS
 from telmi.settings import Settings
 from telmi.values import MAX_ID, check_characters
 
@@ -96,7 +96,7 @@ def slot_timing(request: web.Request) -> dict[str, Any]:
     """What the availability services need to place slots: now, the local zone, the horizon."""
     settings = request.app[SETTINGS]
     return {
-        "now": request.app[CLOCK].now(),
+        "now": request[CONTEXT].now,
         "tz": settings.tz,
         "weeks": settings.slot_horizon_weeks,
     }

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from telmi import idempotency
 from telmi.errors import Conflict, TelmiError
-from telmi.keys import CLOCK, DB
+from telmi.keys import DB
 from telmi.models import User
+from telmi.web.access import request_context
 
 
 async def idempotent(
@@ -29,7 +30,7 @@ async def idempotent(
     *,
     status: int,
 ) -> web.Response:
-    db, now = request.app[DB], request.app[CLOCK].now()
+    db, now = request.app[DB], request_context(request).now
     request_hash = idempotency.fingerprint(request.method, request.path, body)
 
     async def run(conn: AsyncConnection) -> dict[str, Any]:

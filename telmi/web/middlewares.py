@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
 
 from telmi import accounts
+from telmi.context import Context
 from telmi.errors import (
     AuthenticationRequired,
     CsrfFailed,
@@ -16,10 +20,10 @@ from telmi.errors import (
     TelmiError,
     Throttled,
 )
-from telmi.keys import AUTH_METHOD, CLOCK, DB, SETTINGS, USER, WEB_SESSION
+from telmi.keys import AUTH_METHOD, CLOCK, CONTEXT, DB, SETTINGS, USER, WEB_SESSION
 from telmi.web import csrf
 from telmi.web.access import Handler, access_of
-from telmi.web.http import error_json, is_api, session_policy
+from telmi.web.http import client_address, error_json, is_api, session_policy
 from telmi.web.render import render
 
 log = logging.getLogger("telmi.web")
@@ -96,19 +100,24 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _render_error(request, exc.status, code, message, headers)
     except Exception:
         # The path only: query strings and bodies may carry data that must not reach logs.
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        context = request.get(CONTEXT)
+        log.exception(
+            "unhandled error on %s %s (request %s)",
+            request.method,
+            request.path,
+            context.request_id if context else "-",
+        )
         return _render_error(
             request, 500, "internal_error", "Erreur interne. L'incident a été journalisé."
         )
 
 
-async def _identify(request: web.Request) -> None:
+async def _identify(request: web.Request, now: datetime) -> None:
     """Attach the user behind a bearer token or a session cookie, if any."""
     request[USER] = None
     request[WEB_SESSION] = None
     request[AUTH_METHOD] = None
     app = request.app
-    now = app[CLOCK].now()
     authorization = request.headers.get("Authorization", "")
     if authorization:
         scheme, _, raw = authorization.partition(" ")
@@ -143,6 +152,17 @@ async def _identify(request: web.Request) -> None:
     request[AUTH_METHOD] = "session"
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _request_id(request: web.Request) -> str:
+    """The proxy's X-Request-Id when it is trusted and well-formed, else a new one."""
+    given = request.headers.get("X-Request-Id", "")
+    if request.app[SETTINGS].trust_proxy and _REQUEST_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(8)
+
+
 def _route_access(request: web.Request) -> Any:
     route = request.match_info.route
     if isinstance(route.resource, StaticResource) or request.match_info.http_exception:
@@ -158,8 +178,12 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     access = _route_access(request)
     if access is None:  # static files and router errors (404, 405)
         return await handler(request)
-    await _identify(request)
+    now = request.app[CLOCK].now()  # the request's one instant
+    await _identify(request, now)
     user = request[USER]
+    request[CONTEXT] = Context(
+        user=user, now=now, address=client_address(request), request_id=_request_id(request)
+    )
     if not access.public:
         if user is None:
             if is_api(request):
@@ -187,3 +211,6 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.get(USER) is not None or is_api(request):
         headers.setdefault("Cache-Control", "no-store")
+    context = request.get(CONTEXT)
+    if context is not None:
+        headers.setdefault("X-Request-Id", context.request_id)

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telmi import act_intake, acts, audit
 from telmi.availability import parse_date
 from telmi.errors import ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Act, Role
-from telmi.web.access import current_user, roles
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, path_id, read_json
+from telmi.web.http import path_id, read_json
 
 WRITERS = (Role.SPECIALIST, Role.ADMIN)
 
@@ -50,7 +50,7 @@ def act_json(act: Act) -> dict[str, Any]:
 @roles(*WRITERS)
 async def create_act(request: web.Request) -> web.Response:
     user, body = current_user(request), await read_json(request)
-    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    settings, now = request.app[SETTINGS], request_context(request).now
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         act = await act_intake.record_external(
@@ -60,7 +60,7 @@ async def create_act(request: web.Request) -> web.Response:
             session,
             "act.declared",
             actor=user,
-            address=client_address(request),
+            address=request_context(request).address,
             target_type="act",
             target_id=act.id,
             at=now,
@@ -73,7 +73,7 @@ async def create_act(request: web.Request) -> web.Response:
 @roles(*WRITERS)
 async def cancel_act(request: web.Request) -> web.Response:
     user, act_id, body = current_user(request), path_id(request, "act_id"), await read_json(request)
-    now = request.app[CLOCK].now()
+    now = request_context(request).now
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         entry = await acts.cancel(session, act_id, reason=body.get("reason", ""), by=user, now=now)
@@ -81,7 +81,7 @@ async def cancel_act(request: web.Request) -> web.Response:
             session,
             "act.cancelled",
             actor=user,
-            address=client_address(request),
+            address=request_context(request).address,
             target_type="act",
             target_id=act_id,
             at=now,

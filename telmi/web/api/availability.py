@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from telmi import availability
-from telmi.keys import CLOCK, DB
+from telmi.keys import DB
 from telmi.models import ActType, AvailabilityException, AvailabilityRule, Role
-from telmi.web.access import current_user, roles
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.api import spec
 from telmi.web.http import path_id, read_json, slot_timing
 
@@ -121,7 +121,9 @@ async def list_exceptions(request: web.Request) -> web.Response:
         specialist = await availability.specialist_for(
             session, user, request.query.get("specialist_id")
         )
-        rows = await availability.list_exceptions(session, specialist, now=request.app[CLOCK].now())
+        rows = await availability.list_exceptions(
+            session, specialist, now=request_context(request).now
+        )
     return web.json_response({"items": [exception_json(r) for r in rows]})
 
 

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from telmi import booking, idempotency
 from telmi.availability import parse_date, parse_instant
 from telmi.errors import ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, BookingStatus, Role
-from telmi.web.access import current_user, roles
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, path_id, read_json
+from telmi.web.http import path_id, read_json
 from telmi.web.idempotent import idempotent
 
 SEARCHERS = (Role.STAFF, Role.SPECIALIST, Role.ADMIN)
@@ -48,7 +48,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 @roles(*SEARCHERS)
 async def search_slots(request: web.Request) -> web.Response:
     q = request.query
-    now = request.app[CLOCK].now()
+    now = request_context(request).now
     start = _when(q.get("from"), "from", request) or now
     end = _when(q.get("to"), "to", request)
     if end is not None and end <= start:
@@ -83,9 +83,9 @@ async def hold_slot(request: web.Request) -> web.Response:
             user,
             slot_id,
             act_type=act_type,
-            now=request.app[CLOCK].now(),
+            now=request_context(request).now,
             hold_minutes=settings.hold_minutes,
-            address=client_address(request),
+            address=request_context(request).address,
         )
         return booking_json(held)
 
@@ -97,10 +97,12 @@ async def create_booking(request: web.Request) -> web.Response:
     user = current_user(request)
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     body = await read_json(request)
-    now = request.app[CLOCK].now()
+    now = request_context(request).now
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
-        created = await booking.book(conn, user, body, now=now, address=client_address(request))
+        created = await booking.book(
+            conn, user, body, now=now, address=request_context(request).address
+        )
         return booking_json(created)
 
     return await idempotent(request, user, key, body, work, status=201)
@@ -116,9 +118,9 @@ async def list_bookings(request: web.Request) -> web.Response:
         lambda session: booking.list_bookings(
             session,
             user,
-            now=request.app[CLOCK].now(),
+            now=request_context(request).now,
             past=past == "past",
-            address=client_address(request),
+            address=request_context(request).address,
         )
     )
     return web.json_response({"items": [booking_json(b) for b in items]})
@@ -132,8 +134,8 @@ async def get_booking(request: web.Request) -> web.Response:
             session,
             user,
             booking_id,
-            now=request.app[CLOCK].now(),
-            address=client_address(request),
+            now=request_context(request).now,
+            address=request_context(request).address,
         )
     )
     return web.json_response(booking_json(found))
@@ -152,8 +154,8 @@ async def cancel_booking(request: web.Request) -> web.Response:
             user,
             booking_id,
             reason=body.get("reason"),
-            now=request.app[CLOCK].now(),
-            address=client_address(request),
+            now=request_context(request).now,
+            address=request_context(request).address,
         )
     )
     return web.json_response(booking_json(cancelled))
@@ -172,8 +174,8 @@ async def reschedule_booking(request: web.Request) -> web.Response:
             user,
             booking_id,
             slot_id=body.get("slot_id"),
-            now=request.app[CLOCK].now(),
-            address=client_address(request),
+            now=request_context(request).now,
+            address=request_context(request).address,
         )
     )
     return web.json_response(booking_json(moved), status=201)

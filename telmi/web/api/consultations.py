@@ -8,11 +8,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import consultations
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Consultation, Role
-from telmi.web.access import current_user, public, roles
+from telmi.web.access import current_user, public, request_context, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, path_id, read_json
+from telmi.web.http import path_id, read_json
 from telmi.web.rooms import SIGNALING
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
@@ -42,7 +42,7 @@ def consultation_json(c: Consultation) -> dict[str, Any]:
 @roles(*CARERS)
 async def join(request: web.Request) -> web.Response:
     user, booking_id = current_user(request), path_id(request, "booking_id")
-    now, tz = request.app[CLOCK].now(), request.app[SETTINGS].tz
+    now, tz = request_context(request).now, request.app[SETTINGS].tz
     ticket = await request.app[DB].run_write(
         lambda s: consultations.join_ticket(
             s,
@@ -51,7 +51,7 @@ async def join(request: web.Request) -> web.Response:
             now=now,
             policy=policy(request),
             tz=tz,
-            address=client_address(request),
+            address=request_context(request).address,
         )
     )
     return web.json_response(ticket.as_json())
@@ -61,7 +61,7 @@ async def join(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     user, booking_id = current_user(request), path_id(request, "booking_id")
     body = await read_json(request)
-    now, tz = request.app[CLOCK].now(), request.app[SETTINGS].tz
+    now, tz = request_context(request).now, request.app[SETTINGS].tz
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         created, raw = await consultations.create_invite(
@@ -71,7 +71,7 @@ async def invite(request: web.Request) -> web.Response:
             label=body.get("label"),
             now=now,
             tz=tz,
-            address=client_address(request),
+            address=request_context(request).address,
         )
         # The token rides in the fragment: browsers never send it to a server or a log.
         link = request.app[SETTINGS].public_url + f"/invitation#{raw}"
@@ -83,7 +83,7 @@ async def invite(request: web.Request) -> web.Response:
 @public  # the invitation token is the authorisation; it works once
 async def redeem(request: web.Request) -> web.Response:
     body = await read_json(request)
-    now, tz = request.app[CLOCK].now(), request.app[SETTINGS].tz
+    now, tz = request_context(request).now, request.app[SETTINGS].tz
     ticket = await request.app[DB].run_write(
         lambda s: consultations.redeem_invite(
             s, body.get("token"), now=now, policy=policy(request), tz=tz
@@ -96,7 +96,7 @@ async def redeem(request: web.Request) -> web.Response:
 async def end(request: web.Request) -> web.Response:
     user, consultation_id = current_user(request), path_id(request, "consultation_id")
     body = await read_json(request)
-    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    settings, now = request.app[SETTINGS], request_context(request).now
     ended = await request.app[DB].run_write(
         lambda s: consultations.end(
             s,
@@ -108,7 +108,7 @@ async def end(request: web.Request) -> web.Response:
             now=now,
             tz=settings.tz,
             secret=settings.secret_key,
-            address=client_address(request),
+            address=request_context(request).address,
         )
     )
     await request.app[SIGNALING].registry.close_room(ended.room_id)

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import expertise, photos
 from telmi.errors import MalformedBody, ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import ExpertiseAttachment, ExpertiseRequest, Role
-from telmi.web.access import current_user, roles
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.api import spec
-from telmi.web.http import client_address, path_id, read_json
+from telmi.web.http import path_id, read_json
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
 NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"}
@@ -68,7 +68,7 @@ async def list_requests(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def create(request: web.Request) -> web.Response:
-    user, body, now = current_user(request), await read_json(request), request.app[CLOCK].now()
+    user, body, now = current_user(request), await read_json(request), request_context(request).now
     created = await request.app[DB].run_write(lambda s: expertise.create(s, user, body, now=now))
     return web.json_response(request_json(created), status=201)
 
@@ -78,10 +78,12 @@ async def show(request: web.Request) -> web.Response:
     user, request_id, now = (
         current_user(request),
         path_id(request, "request_id"),
-        request.app[CLOCK].now(),
+        request_context(request).now,
     )
     found = await request.app[DB].run_write(
-        lambda s: expertise.thread(s, user, request_id, now=now, address=client_address(request))
+        lambda s: expertise.thread(
+            s, user, request_id, now=now, address=request_context(request).address
+        )
     )
     return web.json_response(
         {
@@ -138,7 +140,7 @@ async def upload(request: web.Request) -> web.Response:
     user, request_id, now = (
         current_user(request),
         path_id(request, "request_id"),
-        request.app[CLOCK].now(),
+        request_context(request).now,
     )
     cleaned = await _read_photos(request)
 
@@ -165,7 +167,10 @@ async def run_step(
         path_id(request, "request_id"),
         request.app[SETTINGS],
     )
-    kwargs: dict[str, Any] = {"now": request.app[CLOCK].now(), "public_url": settings.public_url}
+    kwargs: dict[str, Any] = {
+        "now": request_context(request).now,
+        "public_url": settings.public_url,
+    }
     if extra:
         kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
     return await request.app[DB].run_write(lambda s: action(s, user, request_id, *text, **kwargs))
@@ -195,13 +200,13 @@ async def photo(request: web.Request) -> web.Response:
     user, photo_id, now = (
         current_user(request),
         path_id(request, "photo_id"),
-        request.app[CLOCK].now(),
+        request_context(request).now,
     )
     thumbnail = request.path.endswith("/thumbnail")
 
     async def work(session: AsyncSession) -> tuple[ExpertiseAttachment, bytes]:
         found = await expertise.photo(
-            session, user, photo_id, now=now, address=client_address(request)
+            session, user, photo_id, now=now, address=request_context(request).address
         )
         return found, await store(request).read(session, found.content_hash, thumbnail=thumbnail)
 

@@ -16,9 +16,9 @@ from aiohttp import web
 
 from telmi import stats
 from telmi.errors import ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Role
-from telmi.web.access import roles
+from telmi.web.access import request_context, roles
 from telmi.web.api import spec
 
 READERS = (Role.REGIONAL, Role.ADMIN)
@@ -119,7 +119,7 @@ def _note(threshold: int | None, masked: int) -> dict[str, Any] | None:
 @roles(*READERS)
 async def acts_stats(request: web.Request) -> web.Response:
     threshold, (fmt, sep) = _threshold(request), _format(request)
-    today = request.app[CLOCK].now().astimezone(request.app[SETTINGS].tz).date()
+    today = request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
     query = stats.parse(request.query, today=today, extra=OUTPUT_PARAMS)
     async with request.app[DB].read() as session:
         result = await stats.acts(session, query)
@@ -148,7 +148,7 @@ async def acts_stats(request: web.Request) -> web.Response:
 @roles(*READERS)
 async def monthly_report(request: web.Request) -> web.Response:
     threshold, (fmt, sep) = _threshold(request), _format(request)
-    today = request.app[CLOCK].now().astimezone(request.app[SETTINGS].tz).date()
+    today = request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
     query = stats.parse(request.query, today=today, extra=OUTPUT_PARAMS)
     if query.group_by:
         raise ValidationError("Le rapport mensuel est groupé par mois.", field="group_by")

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from telmi import accounts
 from telmi.errors import ValidationError
-from telmi.keys import CLOCK, DB
+from telmi.keys import DB
 from telmi.models import ApiToken
-from telmi.web.access import authenticated, current_user
+from telmi.web.access import authenticated, current_user, request_context
 from telmi.web.api import spec
 from telmi.web.http import path_id, read_json
 
@@ -42,7 +42,7 @@ async def create_token(request: web.Request) -> web.Response:
         )
     async with request.app[DB].write() as session:
         token, raw = await accounts.create_token(
-            session, current_user(request), name=name, now=request.app[CLOCK].now()
+            session, current_user(request), name=name, now=request_context(request).now
         )
     return web.json_response({**token_json(token), "token": raw}, status=201)
 
@@ -52,7 +52,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_id(request, "token_id")
     async with request.app[DB].write() as session:
         token = await accounts.revoke_token(
-            session, token_id, actor=current_user(request), now=request.app[CLOCK].now()
+            session, token_id, actor=current_user(request), now=request_context(request).now
         )
     return web.json_response(token_json(token))
 

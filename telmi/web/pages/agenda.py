@@ -8,10 +8,9 @@ from aiohttp import web
 
 from telmi import agenda
 from telmi.availability import parse_date
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Role
-from telmi.web.access import current_user, roles
-from telmi.web.http import client_address
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
 
@@ -19,13 +18,13 @@ from telmi.web.render import render
 @roles(Role.SPECIALIST)
 async def week(request: web.Request) -> web.Response:
     """`?semaine=` is any day of the week wanted (links give its Monday); default this week."""
-    user, now, tz = current_user(request), request.app[CLOCK].now(), request.app[SETTINGS].tz
+    user, now, tz = current_user(request), request_context(request).now, request.app[SETTINGS].tz
     today = now.astimezone(tz).date()
     raw = request.query.get("semaine")
     monday = agenda.monday_of(parse_date(raw, "semaine") if raw else today)
     days = await request.app[DB].run_write(
         lambda session: agenda.week_of(
-            session, user, monday, tz, now=now, address=client_address(request)
+            session, user, monday, tz, now=now, address=request_context(request).address
         )
     )
     here = request.app.router["agenda"].url_for()

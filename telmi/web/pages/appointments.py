@@ -17,10 +17,10 @@ from telmi import agenda, booking, facilities
 from telmi.availability import parse_date
 from telmi.booking import BookingView, FreeSlot
 from telmi.errors import TelmiError, ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Booking, BookingStatus, Role, Slot
-from telmi.web.access import current_user, roles
-from telmi.web.http import client_address, path_id
+from telmi.web.access import current_user, request_context, roles
+from telmi.web.http import path_id
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
@@ -37,7 +37,7 @@ def _done(request: web.Request, ok: str) -> web.HTTPSeeOther:
 
 def _criteria(request: web.Request) -> dict[str, Any]:
     """The search form's query string (French names, shown in the address bar) to arguments."""
-    q, now = request.query, request.app[CLOCK].now()
+    q, now = request.query, request_context(request).now
     start = now
     if q.get("du"):
         start = datetime.combine(parse_date(q["du"], "du"), time(), tzinfo=request.app[SETTINGS].tz)
@@ -106,7 +106,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
     then shows that hold.
     """
     user, slot_id = current_user(request), path_id(request, "slot_id")
-    form, now = await forms.read(request), request.app[CLOCK].now()
+    form, now = await forms.read(request), request_context(request).now
     act = str(form.get("acte", ""))
     try:
         act_type = booking.check_act_type(act) if act else None
@@ -118,7 +118,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
                 act_type=act_type,
                 now=now,
                 hold_minutes=request.app[SETTINGS].hold_minutes,
-                address=client_address(request),
+                address=request_context(request).address,
             )
         )
     except booking.SlotTaken:
@@ -133,7 +133,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
 async def slot_form(request: web.Request) -> web.Response:
     """The booking form for a slot, with the facility's hold on it if there is one."""
     user, slot_id = current_user(request), path_id(request, "slot_id")
-    now = request.app[CLOCK].now()
+    now = request_context(request).now
     async with request.app[DB].read() as session:
         slot, hold = await agenda.slot_with_hold(session, user, slot_id, now=now)
     if hold is None:
@@ -144,12 +144,12 @@ async def slot_form(request: web.Request) -> web.Response:
 @roles(Role.STAFF)
 async def book(request: web.Request) -> web.Response:
     user, slot_id = current_user(request), path_id(request, "slot_id")
-    form, now = await forms.read(request), request.app[CLOCK].now()
+    form, now = await forms.read(request), request_context(request).now
     body = forms.booking_body(form, slot_id)
     try:
         await request.app[DB].run_write(
             lambda session: booking.book(
-                session, user, body, now=now, address=client_address(request)
+                session, user, body, now=now, address=request_context(request).address
             )
         )
     except FORM_ERRORS as exc:
@@ -165,7 +165,11 @@ async def book(request: web.Request) -> web.Response:
 async def _bookings_page(
     request: web.Request, error: TelmiError | None = None, failed: int | None = None
 ) -> web.Response:
-    user, now, address = current_user(request), request.app[CLOCK].now(), client_address(request)
+    user, now, address = (
+        current_user(request),
+        request_context(request).now,
+        request_context(request).address,
+    )
 
     async def work(session: AsyncSession) -> tuple[list[BookingView], list[BookingView]]:
         # Listing records an audit event (patient references are shown): a write transaction.
@@ -203,8 +207,8 @@ async def cancel(request: web.Request) -> web.Response:
                 user,
                 booking_id,
                 reason=reason,
-                now=request.app[CLOCK].now(),
-                address=client_address(request),
+                now=request_context(request).now,
+                address=request_context(request).address,
             )
         )
     except FORM_ERRORS as exc:
@@ -219,12 +223,12 @@ async def _move_page(
     request: web.Request, booking_id: int, error: TelmiError | None = None
 ) -> web.Response:
     """The booking and the free slots of the same specialty and act it could move to."""
-    user, now = current_user(request), request.app[CLOCK].now()
+    user, now = current_user(request), request_context(request).now
     cursor = request.query.get("curseur") or None
 
     async def work(session: AsyncSession) -> tuple[BookingView, list[FreeSlot], str | None]:
         current = await booking.get_booking(
-            session, user, booking_id, now=now, address=client_address(request)
+            session, user, booking_id, now=now, address=request_context(request).address
         )
         slots, next_cursor = await booking.search_free_slots(
             session,
@@ -270,8 +274,8 @@ async def move(request: web.Request) -> web.Response:
                 user,
                 booking_id,
                 slot_id=slot_id,
-                now=request.app[CLOCK].now(),
-                address=client_address(request),
+                now=request_context(request).now,
+                address=request_context(request).address,
             )
         )
     except FORM_ERRORS as exc:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from telmi import accounts
-from telmi.keys import CLOCK, DB, SETTINGS, USER, WEB_SESSION
-from telmi.web.access import authenticated, public
-from telmi.web.http import client_address, login_policy, session_policy
+from telmi.keys import DB, SETTINGS, USER, WEB_SESSION
+from telmi.web.access import authenticated, public, request_context
+from telmi.web.http import login_policy, session_policy
 from telmi.web.middlewares import SESSION_COOKIE
 from telmi.web.pages import forms
 from telmi.web.render import render
@@ -44,8 +44,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     next_path = _safe_next(str(form.get("next", "")))
     settings = request.app[SETTINGS]
-    now = request.app[CLOCK].now()
-    address = client_address(request)
+    now = request_context(request).now
+    address = request_context(request).address
     async with request.app[DB].write() as session:
         user = await accounts.authenticate(
             session, email, password, address=address, now=now, policy=login_policy(settings)
@@ -90,7 +90,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     if (web_session := request[WEB_SESSION]) is not None:
         async with request.app[DB].write() as session:
-            await accounts.revoke_session(session, web_session.id, now=request.app[CLOCK].now())
+            await accounts.revoke_session(session, web_session.id, now=request_context(request).now)
     response = web.HTTPSeeOther(request.app.router["login"].url_for())
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

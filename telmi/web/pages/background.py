@@ -7,7 +7,7 @@ from aiohttp import web
 from telmi import jobs, notify
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Role
-from telmi.web.access import authenticated, current_user, roles
+from telmi.web.access import authenticated, current_user, request_context, roles
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
 from telmi.worker import RUNNER
@@ -49,6 +49,6 @@ async def notifications(request: web.Request) -> web.Response:
 
 @authenticated
 async def mark_read(request: web.Request) -> web.Response:
-    user, now = current_user(request), request.app[CLOCK].now()
+    user, now = current_user(request), request_context(request).now
     await request.app[DB].run_write(lambda s: notify.mark_read(s, user, now=now))
     raise web.HTTPSeeOther(request.app.router["notifications"].url_for())

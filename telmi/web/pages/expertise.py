@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from telmi import expertise
 from telmi.errors import TelmiError
-from telmi.keys import CLOCK, DB
+from telmi.keys import DB
 from telmi.models import ExpertiseStatus, Role, Specialty
-from telmi.web.access import current_user, roles
+from telmi.web.access import current_user, request_context, roles
 from telmi.web.api.expertise import run_step
-from telmi.web.http import client_address, path_id
+from telmi.web.http import path_id
 from telmi.web.pages import forms
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
@@ -28,7 +28,7 @@ CARERS = (Role.STAFF, Role.SPECIALIST)
 
 @roles(*CARERS)
 async def index(request: web.Request) -> web.Response:
-    user, now = current_user(request), request.app[CLOCK].now()
+    user, now = current_user(request), request_context(request).now
     async with request.app[DB].read() as session:
         items = await expertise.listing(session, user)
         names = {s.id: s.name for s in await session.scalars(select(Specialty))}
@@ -58,10 +58,12 @@ async def show(request: web.Request, error: str | None = None) -> web.Response:
     user, request_id, now = (
         current_user(request),
         path_id(request, "request_id"),
-        request.app[CLOCK].now(),
+        request_context(request).now,
     )
     thread = await request.app[DB].run_write(
-        lambda s: expertise.thread(s, user, request_id, now=now, address=client_address(request))
+        lambda s: expertise.thread(
+            s, user, request_id, now=now, address=request_context(request).address
+        )
     )
     r = thread.request
     mine = r.assigned_to_id == user.id

@@ -14,10 +14,10 @@ from yarl import URL
 
 from telmi import stats
 from telmi.errors import ValidationError
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.labels import label
 from telmi.models import ActType, FacilityCategory, Role
-from telmi.web.access import roles
+from telmi.web.access import request_context, roles
 from telmi.web.pages import charts
 from telmi.web.render import render
 
@@ -59,7 +59,7 @@ def _bars(parts: list[stats.Part]) -> list[charts.Bar]:
 
 @roles(Role.REGIONAL, Role.ADMIN)
 async def statistics(request: web.Request) -> web.Response:
-    today = request.app[CLOCK].now().astimezone(request.app[SETTINGS].tz).date()
+    today = request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
     year = _year(request.query.get("annee"), today)
     last = min(date(year, 12, 31), today)
     params = {"from": date(year, 1, 1).isoformat(), "to": last.isoformat()}

@@ -7,10 +7,10 @@ import json
 from aiohttp import web
 
 from telmi import booking
-from telmi.keys import CLOCK, DB, SETTINGS
+from telmi.keys import DB, SETTINGS
 from telmi.models import Role
-from telmi.web.access import current_user, public, roles
-from telmi.web.http import client_address, path_id
+from telmi.web.access import current_user, public, request_context, roles
+from telmi.web.http import path_id
 from telmi.web.render import render
 
 
@@ -27,7 +27,11 @@ async def room(request: web.Request) -> web.Response:
     booking_id = path_id(request, "booking_id")
     found = await request.app[DB].run_write(
         lambda s: booking.get_booking(
-            s, user, booking_id, now=request.app[CLOCK].now(), address=client_address(request)
+            s,
+            user,
+            booking_id,
+            now=request_context(request).now,
+            address=request_context(request).address,
         )
     )
     role = "specialist" if user.role is Role.SPECIALIST else "staff"
