@@ -159,14 +159,14 @@ async def delete_exception(request: web.Request) -> web.Response:
 
 ACT_TYPES = {"type": "array", "minItems": 1, "items": {"enum": [t.value for t in ActType]}}
 HHMM = {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}
-SPECIALIST_ID = spec.query("specialist_id", {"type": "integer"}, "admins: whose availability")
+SPECIALIST_ID = spec.query("specialist_id", spec.ID_SCHEMA, "admins: whose availability")
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "RuleInput": {
         "type": "object",
         "required": ["weekday", "start", "end", "slot_minutes", "act_types"],
         "properties": {
-            "specialist_id": {"type": "integer", "description": "admins only"},
+            "specialist_id": {**spec.ID_SCHEMA, "description": "admins only"},
             "weekday": {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Monday"},
             "start": HHMM,
             "end": HHMM,
@@ -318,7 +318,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "type": "object",
                 "required": ["starts_at", "ends_at"],
                 "properties": {
-                    "specialist_id": {"type": "integer"},
+                    "specialist_id": spec.ID_SCHEMA,
                     "starts_at": {
                         "type": "string",
                         "description": "ISO 8601; local time if no offset",

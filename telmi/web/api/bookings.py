@@ -302,7 +302,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "type": "object",
                 "required": ["slot_id", "patient_ref", "act_type"],
                 "properties": {
-                    "slot_id": {"type": "integer"},
+                    "slot_id": spec.ID_SCHEMA,
                     "patient_ref": {"type": "string", "pattern": booking.PATIENT_REF.pattern},
                     "patient_ins": {"type": "string", "description": "INS with its 2-digit key"},
                     "act_type": {"enum": [t.value for t in ActType]},
@@ -353,7 +353,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             body={
                 "type": "object",
                 "required": ["slot_id"],
-                "properties": {"slot_id": {"type": "integer"}},
+                "properties": {"slot_id": spec.ID_SCHEMA},
             },
             unsafe=True,
         )

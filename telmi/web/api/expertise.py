@@ -267,7 +267,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "required": ["specialty", "patient_ref", "question", "consent_recorded"],
                 "properties": {
                     "specialty": {"type": "string"},
-                    "specialist_id": {"type": "integer"},
+                    "specialist_id": spec.ID_SCHEMA,
                     "patient_ref": {"type": "string"},
                     "consent_recorded": {"const": True},
                     "question": {"type": "string"},
