@@ -27,9 +27,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-# Everything but the `slow` and `browser` tiers: what to run while editing.
+# Everything but the `slow` and `browser` tiers, one worker per core: while editing.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow and not browser"
+	$(BIN)/pytest -q -n auto -m "not slow and not browser"
 
 test-dates: $(STAMP)
 	@for instant in $(EDGE_INSTANTS); do \
