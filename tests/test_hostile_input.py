@@ -31,6 +31,12 @@ from .factories import (
     make_user,
 )
 
+EXPERTISE_DRAFT = {
+    "specialty": "dermatologie",
+    "patient_ref": "R1",
+    "consent_recorded": True,
+    "question": "Q ?",
+}
 TOO_BIG = ["2147483648", "9223372036854775808", "99999999999999999999999"]  # 2^31, 2^63, more
 
 
@@ -122,13 +128,7 @@ async def test_ids_no_row_can_have_are_404_in_paths_and_422_in_bodies(
     assert (await _error(booked, 422))["field"] == "slot_id"
     asked = await client.post(
         "/api/expertise",
-        json={
-            "specialty": "dermatologie",
-            "patient_ref": "R1",
-            "consent_recorded": True,
-            "question": "Q ?",
-            "specialist_id": int(big),
-        },
+        json={**EXPERTISE_DRAFT, "specialist_id": int(big)},
         headers=nurse,
     )
     assert (await _error(asked, 422))["field"] == "specialist_id"
@@ -210,16 +210,7 @@ async def test_a_nul_in_a_form_field_is_refused_before_the_database(
 async def test_a_malformed_multipart_header_is_a_400(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    draft = await client.post(
-        "/api/expertise",
-        json={
-            "specialty": "dermatologie",
-            "patient_ref": "R1",
-            "consent_recorded": True,
-            "question": "Q ?",
-        },
-        headers=world["h_nurse"],
-    )
+    draft = await client.post("/api/expertise", json=EXPERTISE_DRAFT, headers=world["h_nurse"])
     request_id = (await draft.json())["id"]
     body = (
         b"--frontier\r\n"
