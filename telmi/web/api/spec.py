@@ -68,6 +68,10 @@ def operation(
     parameters = list(params) + ([CSRF_HEADER] if unsafe else [])
     if parameters:
         op["parameters"] = parameters
+    if any(p["in"] == "path" for p in parameters):  # ids no row has, or the caller may not see
+        op["responses"].setdefault("404", error("No such object, or not the caller's"))
+    if any(p["in"] in ("path", "query") for p in parameters) or body is not None:
+        op["responses"].setdefault("422", error("Invalid input (the field is named)"))
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
         op["responses"].setdefault("400", error("Malformed JSON"))
