@@ -23,6 +23,7 @@ from sqlalchemy.orm import selectinload
 from telmi import audit
 from telmi.errors import Conflict, NotFound, Throttled, ValidationError
 from telmi.models import ApiToken, Facility, LoginAttempt, Role, Specialty, User, WebSession
+from telmi.values import luhn_valid
 
 MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "telmi_"
@@ -53,16 +54,6 @@ async def verify_password(password_hash: str, password: str) -> bool:
             return False
 
     return await asyncio.get_running_loop().run_in_executor(None, verify)
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        d = int(char)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def check_rpps(rpps: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import joinedload
 
 from telmi import booking
 from telmi.booking import BookingView
+from telmi.context import Context
 from telmi.errors import NotFound
 from telmi.models import (
     ACTIVE_BOOKING_STATUSES,
@@ -61,13 +62,7 @@ def _shown(b: BookingView, now: datetime) -> bool:
 
 
 async def week_of(
-    session: AsyncSession,
-    specialist: User,
-    monday: date,
-    tz: ZoneInfo,
-    *,
-    now: datetime,
-    address: str = "",
+    session: AsyncSession, ctx: Context, monday: date, tz: ZoneInfo
 ) -> list[AgendaDay]:
     """Monday to Sunday (local days) of the specialist's open and booked slots.
 
@@ -75,11 +70,10 @@ async def week_of(
     transaction. Free slots that were withdrawn or blocked are left out; booked ones stay,
     flagged as conflicts when an absence covers them or their rule was deleted.
     """
+    specialist, now = ctx.caller, ctx.now
     start = datetime.combine(monday, time(), tzinfo=tz)
     end = datetime.combine(monday + timedelta(days=7), time(), tzinfo=tz)
-    bookings = await booking.list_bookings(
-        session, specialist, now=now, start=start, end=end, address=address, limit=WEEK_LIMIT
-    )
+    bookings = await booking.list_bookings(session, ctx, start=start, end=end, limit=WEEK_LIMIT)
     carried = {b.slot.id: b for b in bookings if _shown(b, now)}
     slots = await session.scalars(
         select(Slot)

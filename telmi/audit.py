@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert
 
+from telmi.context import Context
 from telmi.db import Executor
 from telmi.models import AuditEvent, User
 
@@ -38,4 +39,26 @@ async def record(
             "address": address,
             "detail": detail,
         },
+    )
+
+
+async def event(
+    session: Executor,
+    ctx: Context,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: str | int = "",
+    **detail: Any,
+) -> None:
+    """One audit event of the request `ctx`: its caller, its instant, its address."""
+    await record(
+        session,
+        action,
+        actor=ctx.user,
+        address=ctx.address,
+        target_type=target_type,
+        target_id=target_id,
+        at=ctx.now,
+        **detail,
     )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from telmi import audit
+from telmi.context import Context
 from telmi.db import Executor, is_unique_violation
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
@@ -37,10 +38,42 @@ from telmi.models import (
     User,
     act_types_of,
 )
-from telmi.values import check_id
+from telmi.values import (
+    INS_PATTERN,
+    PATIENT_REF,
+    Body,
+    Id,
+    OptionalIns,
+    PatientRef,
+    check_id,
+    ins_key_valid,
+    text,
+)
 
 MAX_PAGE = 100
-PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+
+
+class NewBooking(Body):
+    """A booking for the caller's facility; `facility_id`, when given, must be it."""
+
+    slot_id: Id
+    patient_ref: PatientRef
+    patient_ins: OptionalIns = None
+    act_type: ActType
+    reason: text(2000) = ""  # type: ignore[valid-type]
+    facility_id: Id | None = None
+
+
+class Hold(Body):
+    act_type: ActType | None = None
+
+
+class Cancellation(Body):
+    reason: text(500, required="Indiquez le motif de l'annulation.")  # type: ignore[valid-type]
+
+
+class Move(Body):
+    slot_id: Id
 
 
 class SlotTaken(Conflict):
@@ -52,7 +85,7 @@ class SlotTaken(Conflict):
 
 
 def check_patient_ref(value: Any) -> str:
-    if not isinstance(value, str) or not PATIENT_REF.match(value.strip()):
+    if not isinstance(value, str) or not PATIENT_REF.match(value.strip()):  # legacy callers
         raise ValidationError(
             "« patient_ref » : la référence interne du résident (lettres, chiffres, . _ / -, "
             "64 caractères au plus), jamais son nom.",
@@ -68,12 +101,9 @@ def check_ins(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValidationError("« patient_ins » doit être une chaîne.", field="patient_ins")
     ins = value.replace(" ", "").upper()
-    if len(ins) != 15:
+    if not re.match(INS_PATTERN, ins):
         raise ValidationError("INS : 15 caractères attendus (13 + clé).", field="patient_ins")
-    body, key = ins[:13], ins[13:]
-    numeric = body.replace("2A", "19", 1) if body[5:7] == "2A" else body
-    numeric = numeric.replace("2B", "18", 1) if body[5:7] == "2B" else numeric
-    if not (numeric.isdigit() and key.isdigit()) or 97 - int(numeric) % 97 != int(key):
+    if not ins_key_valid(ins):
         raise ValidationError(
             "INS invalide : la clé de contrôle ne correspond pas.", field="patient_ins"
         )
@@ -403,10 +433,9 @@ _TARGET = (
 
 
 async def _target(
-    session: Executor, slot_id: Any, facility_id: int, act_type: ActType | None, now: datetime
+    session: Executor, slot_id: int, facility_id: int, act_type: ActType | None, now: datetime
 ) -> _Target:
     """One query for the slot, its specialist, the caller's facility and any hold on it."""
-    slot_id = check_id(slot_id, "slot_id")
     r = (await session.execute(_TARGET, {"slot_id": slot_id, "facility_id": facility_id})).first()
     if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
@@ -474,15 +503,9 @@ def _new(booking_id: int, target: _Target, values: dict[str, Any]) -> BookingVie
 
 
 async def hold_slot(
-    session: Executor,
-    user: User,
-    slot_id: Any,
-    *,
-    act_type: ActType | None,
-    now: datetime,
-    hold_minutes: int,
-    address: str = "",
+    session: Executor, ctx: Context, slot_id: int, hold: Hold, *, hold_minutes: int
 ) -> BookingView:
+    user, now, act_type = ctx.caller, ctx.now, hold.act_type
     facility_id = _staff_only(user)
     target = await _target(session, slot_id, facility_id, act_type, now)
     await _release_expired_hold(session, target, now)
@@ -499,40 +522,25 @@ async def hold_slot(
         "cancel_reason": "",
     }
     booking_id = await _insert_booking(session, values)
-    await audit.record(
-        session,
-        "booking.held",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking_id,
-        at=now,
-    )
+    await audit.event(session, ctx, "booking.held", target_type="booking", target_id=booking_id)
     return _new(booking_id, target, values)
 
 
-async def book(
-    session: Executor,
-    user: User,
-    body: dict[str, Any],
-    *,
-    now: datetime,
-    address: str = "",
-) -> BookingView:
+async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
     """Confirm a booking for the caller's facility, converting the caller's own hold if any.
 
     The common case is three statements: read the slot, insert the booking, audit."""
+    user, now, act_type = ctx.caller, ctx.now, new.act_type
     facility_id = _staff_only(user)
-    if body.get("facility_id", facility_id) != facility_id:
+    if new.facility_id not in (None, facility_id):
         raise Forbidden("Vous ne réservez que pour votre propre établissement.")
-    act_type = check_act_type(body.get("act_type"))
     fields = {
-        "patient_ref": check_patient_ref(body.get("patient_ref")),
-        "patient_ins": check_ins(body.get("patient_ins")),
-        "reason": check_text(body.get("reason"), "reason", 2000),
+        "patient_ref": new.patient_ref,
+        "patient_ins": new.patient_ins,
+        "reason": new.reason,
         "act_type": act_type,
     }
-    target = await _target(session, body.get("slot_id"), facility_id, act_type, now)
+    target = await _target(session, new.slot_id, facility_id, act_type, now)
     values: dict[str, Any] = {
         "slot_id": target.slot.id,
         "facility_id": facility_id,
@@ -567,52 +575,32 @@ async def book(
     if booking_id is None:
         await _release_expired_hold(session, target, now)
         booking_id = await _insert_booking(session, values)
-    await audit.record(
-        session,
-        "booking.created",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking_id,
-        at=now,
-    )
+    await audit.event(session, ctx, "booking.created", target_type="booking", target_id=booking_id)
     return _new(booking_id, target, values)
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
-async def get_booking(
-    session: AsyncSession, user: User, booking_id: int, *, now: datetime, address: str = ""
-) -> BookingView:
+async def get_booking(session: AsyncSession, ctx: Context, booking_id: int) -> BookingView:
     booking = await load(session, booking_id)
-    if not may_see(user, booking):
+    if not may_see(ctx.caller, booking):
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
-    await audit.record(
-        session,
-        "booking.read",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking.id,
-        at=now,
-    )
+    await audit.event(session, ctx, "booking.read", target_type="booking", target_id=booking.id)
     return booking
 
 
 async def list_bookings(
     session: AsyncSession,
-    user: User,
+    ctx: Context,
     *,
-    now: datetime,
     past: bool = False,
     start: datetime | None = None,
     end: datetime | None = None,
-    address: str = "",
     limit: int = 200,
 ) -> list[BookingView]:
     """The facility's bookings (staff) or the specialist's agenda, upcoming or past."""
-    query = _VIEW
+    user, now, query = ctx.caller, ctx.now, _VIEW
     if user.role is Role.STAFF:
         query = query.where(Booking.facility_id == user.facility_id)
     elif user.role is Role.SPECIALIST:
@@ -633,15 +621,13 @@ async def list_bookings(
     )
     bookings = [_view(r) for r in await session.execute(query)]
     if bookings:
-        await audit.record(
+        await audit.event(
             session,
+            ctx,
             "booking.listed",
-            actor=user,
-            address=address,
             target_type="booking",
             target_id=len(bookings),
             ids=[b.id for b in bookings],
-            at=now,
         )
     return bookings
 
@@ -663,18 +649,10 @@ async def _changeable(
 
 
 async def cancel(
-    session: AsyncSession,
-    user: User,
-    booking_id: int,
-    *,
-    reason: Any,
-    now: datetime,
-    address: str = "",
+    session: AsyncSession, ctx: Context, booking_id: int, cancellation: Cancellation
 ) -> BookingView:
+    user, now, reason_text = ctx.caller, ctx.now, cancellation.reason
     booking = await _changeable(session, user, booking_id, now)
-    reason_text = check_text(reason, "reason", 500)
-    if not reason_text:
-        raise ValidationError("Indiquez le motif de l'annulation.", field="reason")
     changed = await session.execute(
         update(Booking)
         .where(
@@ -691,32 +669,21 @@ async def cancel(
     )
     if changed.scalar_one_or_none() is None:
         raise Conflict("Ce rendez-vous n'est plus actif.", code="booking_not_active")
-    await audit.record(
-        session,
-        "booking.cancelled",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking.id,
-        at=now,
+    await audit.event(
+        session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
     )
     return await load(session, booking.id)
 
 
 async def reschedule(
-    session: AsyncSession,
-    user: User,
-    booking_id: int,
-    *,
-    slot_id: Any,
-    now: datetime,
-    address: str = "",
+    session: AsyncSession, ctx: Context, booking_id: int, move: Move
 ) -> BookingView:
     """Move a booking to another slot: the new one is taken first, the old freed only then."""
+    user, now = ctx.caller, ctx.now
     old = await _changeable(session, user, booking_id, now)
     if old.status is not BookingStatus.CONFIRMED:
         raise Conflict("Seul un rendez-vous confirmé peut être déplacé.", code="booking_not_active")
-    target = await _target(session, slot_id, old.facility_id, old.act_type, now)
+    target = await _target(session, move.slot_id, old.facility_id, old.act_type, now)
     if target.slot.id == old.slot.id:
         raise ValidationError("C'est déjà le créneau de ce rendez-vous.", field="slot_id")
     if target.slot.specialty_id != old.slot.specialty_id:
@@ -755,15 +722,13 @@ async def reschedule(
     if freed.scalar_one_or_none() is None:
         # Cancelled meanwhile: the whole transaction (and the new booking) is rolled back.
         raise Conflict("Ce rendez-vous a été modifié entre-temps.", code="booking_not_active")
-    await audit.record(
+    await audit.event(
         session,
+        ctx,
         "booking.rescheduled",
-        actor=user,
-        address=address,
         target_type="booking",
         target_id=new_id,
         previous=old.id,
-        at=now,
     )
     return await load(session, new_id)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from telmi.errors import AuthenticationRequired
 from telmi.models import User
 
 
@@ -19,3 +20,10 @@ class Context:
     now: datetime
     address: str = ""
     request_id: str = ""
+
+    @property
+    def caller(self) -> User:
+        """The signed-in user a service acts for (services of public requests never ask)."""
+        if self.user is None:
+            raise AuthenticationRequired()
+        return self.user

@@ -67,6 +67,7 @@ from telmi import (
     notify,
     photos,
 )
+from telmi.context import Context
 from telmi.db import Database
 from telmi.errors import Conflict
 from telmi.models import (
@@ -786,13 +787,10 @@ class _Run:
         slot = await self._slot_for(session, visit, booked_at)
         if slot is None:
             return  # no hours of that specialty that week (holidays): the visit is skipped
-        body = {
-            "slot_id": slot.id,
-            "act_type": visit.act.value,
-            "patient_ref": visit.ref,
-            "reason": visit.reason,
-        }
-        booked = await booking.book(session, staff, body, now=booked_at)
+        new = booking.NewBooking(
+            slot_id=slot.id, act_type=visit.act, patient_ref=visit.ref, reason=visit.reason
+        )
+        booked = await booking.book(session, Context(staff, booked_at), new)
         self.counts["bookings"] += 1
         await self._notices(session, booked_at + timedelta(minutes=1))
         specialist = self.by_id[slot.specialist_id]
@@ -803,7 +801,8 @@ class _Run:
             office = self._office_hours(days_ago, f"{visit.ref}:cancelled")
             at = office if booked_at + H < office < latest - H else at
             who = specialist if visit.cancelled_by_specialist else staff
-            await booking.cancel(session, who, booked.id, reason=visit.cancel, now=at)
+            cancellation = booking.Cancellation(reason=visit.cancel)
+            await booking.cancel(session, Context(who, at), booked.id, cancellation)
             await self._notices(session, at + timedelta(minutes=1))
             return
         if visit.day > 0:
@@ -1008,13 +1007,10 @@ class _Run:
                 self.say("Aucun créneau de Dr Morel ne peut ouvrir dans le quart d'heure.")
                 return
             slot_id, booked_at = found
-            body = {
-                "slot_id": slot_id,
-                "act_type": TC.value,
-                "patient_ref": JOINABLE_REF,
-                "reason": JOINABLE_REASON,
-            }
-            booked = await booking.book(session, self.nurse, body, now=booked_at)
+            new = booking.NewBooking(
+                slot_id=slot_id, act_type=TC, patient_ref=JOINABLE_REF, reason=JOINABLE_REASON
+            )
+            booked = await booking.book(session, Context(self.nurse, booked_at), new)
             self.counts["bookings"] += 1
         self._say_joinable(booked.slot.starts_at, opens, created=True)
 

@@ -1,4 +1,8 @@
-"""Values every edge checks the same way: ids and text.
+"""The value types every edge parses into, and the one translation of their errors.
+
+Inputs are pydantic v2 models built from these annotated types: the same declaration
+validates a JSON body, a query string or a form, and writes the OpenAPI schema, so the
+document cannot promise what the server refuses. Each type carries its own French message.
 
 An id is a PostgreSQL `integer`, so anything outside 1 to 2^31-1 names no row: in a path it
 is a 404, in a body or a query string a 422, never a driver error. Text that a database or
@@ -8,20 +12,46 @@ has no UTF-8 form) is refused where it enters, naming its field.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from telmi.errors import ValidationError
+from telmi.models import ActType
 
 MAX_ID = 2**31 - 1
+PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+INS_PATTERN = r"^[12][0-9]{4}([0-9]{2}|2A|2B)[0-9]{8}$"
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def check_id(value: Any, field: str, *, digits: bool = False) -> int:
-    """An id: a JSON integer, or with `digits` also its decimal text (a query string)."""
-    if digits and isinstance(value, str) and value.isdigit() and len(value) <= 10:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise ValidationError(f"« {field} » : un identifiant entier de 1 à {MAX_ID}.", field=field)
-    return value
+class Body(BaseModel):
+    """A JSON body: exact JSON types (an id is a number, never "5"), no unknown field."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Query(BaseModel):
+    """A query string or a form: every value arrives as text, so numbers are read from it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- characters ------------------------------------------------------------------------------
 
 
 def bad_character(text: str) -> str | None:
@@ -50,3 +80,265 @@ def check_characters(value: Any, field: str = "") -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check_characters(item, f"{field}[{index}]")
+
+
+def _storable(text: str) -> str:
+    problem = bad_character(text)
+    if problem:
+        raise PydanticCustomError("bad_character", "contient {problem}", {"problem": problem})
+    return text
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+# --- the types -------------------------------------------------------------------------------
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _trimmed(text: str) -> str:
+    return _storable(text).strip()
+
+
+def _blank_refused(message: str) -> Any:
+    def check(text: str) -> str:
+        if not text:
+            raise PydanticCustomError("blank", message)
+        return text
+
+    return check
+
+
+def text(limit: int, *, required: bool | str = False) -> Any:
+    """Text of at most `limit` characters, stored trimmed; `required` refuses a blank one
+    (a string `required` is the message that says so).
+    The length is checked before trimming and the schema's pattern says what the checks
+    say (no NUL; something besides spaces), so a client reading the schema is never refused."""
+    checks: list[Any] = [AfterValidator(_trimmed)]
+    if required:
+        message = required if isinstance(required, str) else "est obligatoire"
+        checks.append(AfterValidator(_blank_refused(message)))
+    pattern = r"^[^\x00]*[^\x00\s][^\x00]*$" if required else r"^[^\x00]*$"
+    return Annotated[
+        str,
+        Field(
+            max_length=limit,
+            json_schema_extra={"pattern": pattern} | ({"minLength": 1} if required else {}),
+        ),
+        *checks,
+    ]
+
+
+def _patient_ref(value: str) -> str:
+    value = _storable(value).strip()
+    if not PATIENT_REF.match(value):
+        raise PydanticCustomError(
+            "patient_ref",
+            "la référence interne du résident (lettres, chiffres, . _ / -, 64 caractères au "
+            "plus), jamais son nom",
+        )
+    return value
+
+
+PatientRef = Annotated[
+    str,
+    AfterValidator(_patient_ref),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PATIENT_REF.pattern,
+            "description": "the facility's own reference, never a name",
+        }
+    ),
+]
+
+
+def ins_key_valid(ins: str) -> bool:
+    """The INS (NIR) key: 97 - (n mod 97), Corsica's 2A/2B read as 19/18."""
+    body, key = ins[:13], ins[13:]
+    numeric = body[:5] + {"2A": "19", "2B": "18"}.get(body[5:7], body[5:7]) + body[7:]
+    return numeric.isdigit() and key.isdigit() and 97 - int(numeric) % 97 == int(key)
+
+
+def _ins(value: str) -> str:
+    ins = value.upper()
+    if not re.match(INS_PATTERN, ins):
+        raise PydanticCustomError("ins", "15 caractères attendus (13 + clé)")
+    if not ins_key_valid(ins):
+        raise PydanticCustomError("ins", "INS invalide, la clé de contrôle ne correspond pas")
+    return ins
+
+
+Ins = Annotated[
+    str,
+    AfterValidator(_ins),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": INS_PATTERN,
+            "description": "INS (NIR) with its 2-digit key: 97 - (the 13 first mod 97)",
+        }
+    ),
+]
+"""An INS with its key; an empty string means none (a form's blank field)."""
+OptionalIns = Annotated[Ins | None, BeforeValidator(_empty_is_none)]
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _rpps(value: str) -> str:
+    if not (len(value) == 11 and value.isdigit() and luhn_valid(value)):
+        raise PydanticCustomError("rpps", "numéro RPPS invalide (11 chiffres, clé de Luhn)")
+    return value
+
+
+Rpps = Annotated[
+    str,
+    AfterValidator(_rpps),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{11}$", "description": "RPPS (Luhn)"}),
+]
+Finess = Annotated[str, Field(pattern=r"^[0-9]{2}[0-9AB][0-9]{6}$")]
+
+ActTypeValue = ActType
+"""Act types are an enum of the models; its values are the JSON ones."""
+
+
+def _hhmm(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        raise PydanticCustomError("hhmm", "une heure HH:MM")
+    return value
+
+
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_hhmm),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
+]
+"""A wall-clock time in Europe/Paris, `HH:MM`."""
+
+LocalDate = date
+"""A calendar day in Europe/Paris, `YYYY-MM-DD`."""
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise PydanticCustomError("timezone_aware", "une date-heure avec son fuseau")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_aware)]
+"""An instant: ISO 8601 / RFC 3339 with its offset (`2026-03-02T14:30:00+01:00`)."""
+
+Consent = Annotated[
+    bool,
+    AfterValidator(lambda v: v or _refuse("consent", "le consentement doit être recueilli")),
+    WithJsonSchema({"const": True, "description": "the patient's consent, recorded"}),
+]
+
+
+def _refuse(kind: str, message: str) -> Any:
+    raise PydanticCustomError(kind, message)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "missing": "est obligatoire",
+    "extra_forbidden": "champ inconnu",
+    "string_type": "doit être un texte",
+    "int_type": "doit être un entier",
+    "int_parsing": "doit être un entier",
+    "int_from_float": "doit être un entier",
+    "float_type": "doit être un nombre",
+    "float_parsing": "doit être un nombre",
+    "bool_type": "doit valoir true ou false",
+    "bool_parsing": "doit valoir true ou false",
+    "list_type": "doit être une liste",
+    "model_type": "doit être un objet",
+    "dict_type": "doit être un objet",
+    "date_type": "une date AAAA-MM-JJ",
+    "date_parsing": "une date AAAA-MM-JJ",
+    "date_from_datetime_parsing": "une date AAAA-MM-JJ",
+    "date_from_datetime_inexact": "une date AAAA-MM-JJ",
+    "datetime_type": "une date-heure ISO 8601 avec fuseau",
+    "datetime_parsing": "une date-heure ISO 8601 avec fuseau",
+    "datetime_from_date_parsing": "une date-heure ISO 8601 avec fuseau",
+    "timezone_aware": "une date-heure avec son fuseau (ex. 2026-03-02T14:30:00+01:00)",
+    "time_type": "une heure HH:MM",
+    "time_parsing": "une heure HH:MM",
+    "string_pattern_mismatch": "format invalide",
+    "union_tag_invalid": "valeur inconnue",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        low, high = ctx.get("ge", ctx.get("gt")), ctx.get("le", ctx.get("lt"))
+        return f"hors des bornes ({'≥ ' + str(low) if low is not None else '≤ ' + str(high)})"
+    if kind == "string_too_short":
+        return "est obligatoire" if ctx.get("min_length") == 1 else "texte trop court"
+    if kind == "string_too_long":
+        return f"texte de {ctx.get('max_length')} caractères au plus"
+    if kind == "too_short":
+        return f"au moins {ctx.get('min_length')} élément(s)"
+    if kind == "too_long":
+        return f"au plus {ctx.get('max_length')} élément(s)"
+    if kind in ("enum", "literal_error"):
+        return f"valeur inconnue (attendu : {ctx.get('expected', '')})"
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    return error["msg"]  # our own PydanticCustomError messages are French already
+
+
+def field_name(loc: tuple[int | str, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def invalid(exc: pydantic.ValidationError) -> ValidationError:
+    """The first problem of a pydantic error, in French, naming the field."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+    name, message = field_name(loc) or "corps", _message(error)
+    if message.endswith("."):  # a sentence of its own
+        return ValidationError(message, field=name)
+    return ValidationError(f"« {name} » : {message}.", field=name)
+
+
+def parse(model: type[M], data: Any, *, strict: bool | None = None) -> M:
+    """`data` as `model`, or a ValidationError. Forms and query strings pass `strict=False`:
+    their values are all text, so "5" is read as the number it spells."""
+    try:
+        return model.model_validate(data, strict=strict)
+    except pydantic.ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def parse_json(model: type[M], raw: bytes) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def check_id(value: Any, field: str, *, digits: bool = False) -> int:
+    """An id: a JSON integer, or with `digits` also its decimal text (a query string)."""
+    if digits and isinstance(value, str) and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValidationError(f"« {field} » : un identifiant entier de 1 à {MAX_ID}.", field=field)
+    return value

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
 from telmi import availability, booking, jobs
+from telmi.context import Context
 from telmi.db import Database
-from telmi.models import Booking, Role, Slot, SlotStatus, User
+from telmi.models import ActType, Booking, Role, Slot, SlotStatus, User
 from telmi.settings import Settings
 
 from .factories import bearer, make_facility, make_user
@@ -104,12 +105,10 @@ async def _book_first_slot(db: Database, specialist: User) -> booking.BookingVie
     staff = await make_user(db, Role.STAFF, facility=await make_facility(db))
     first = (await _open_slots(db, specialist))[0]
     async with db.write() as session:
-        return await booking.book(
-            session,
-            staff,
-            {"slot_id": first.id, "patient_ref": "R1", "act_type": "teleconsultation"},
-            now=NOW,
+        new = booking.NewBooking(
+            slot_id=first.id, patient_ref="R1", act_type=ActType.TELECONSULTATION
         )
+        return await booking.book(session, Context(staff, NOW), new)
 
 
 async def test_changing_a_rule_keeps_booked_slots_and_reports_them(

@@ -20,9 +20,10 @@ from sqlalchemy import select
 
 from scheduling.clock import FrozenClock
 from telmi import availability, booking
+from telmi.context import Context
 from telmi.db import Database
 from telmi.errors import TelmiError
-from telmi.models import ACTIVE_BOOKING_STATUSES, Booking, Role, Slot, SlotStatus, User
+from telmi.models import ACTIVE_BOOKING_STATUSES, ActType, Booking, Role, Slot, SlotStatus, User
 
 from .conftest import _truncate
 from .factories import make_facility, make_slot, make_user
@@ -73,32 +74,26 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
             async with self.db.read() as session:
                 return list(await session.scalars(select(Booking.id).order_by(Booking.id)))
 
+        def _as(self, who: int) -> Context:
+            return Context(self.staff[who], self.clock.now())
+
         def _pick_booking(self, index: int) -> int | None:
             ids = self.run(self._booking_ids())
             return ids[index % len(ids)] if ids else None
 
         @rule(who=st.integers(0, 2), slot=st.integers(0, 2 * SLOTS_PER_SPECIALIST - 1))
         def book(self, who: int, slot: int) -> None:
-            body = {
-                "slot_id": self.slots[slot],
-                "patient_ref": f"R{who}",
-                "act_type": "teleconsultation",
-            }
-            self.run(
-                self._try(lambda s: booking.book(s, self.staff[who], body, now=self.clock.now()))
+            new = booking.NewBooking(
+                slot_id=self.slots[slot], patient_ref=f"R{who}", act_type=ActType.TELECONSULTATION
             )
+            self.run(self._try(lambda s: booking.book(s, self._as(who), new)))
 
         @rule(who=st.integers(0, 2), slot=st.integers(0, 2 * SLOTS_PER_SPECIALIST - 1))
         def hold(self, who: int, slot: int) -> None:
             self.run(
                 self._try(
                     lambda s: booking.hold_slot(
-                        s,
-                        self.staff[who],
-                        self.slots[slot],
-                        act_type=None,
-                        now=self.clock.now(),
-                        hold_minutes=10,
+                        s, self._as(who), self.slots[slot], booking.Hold(), hold_minutes=10
                     )
                 )
             )
@@ -110,7 +105,7 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
                 self.run(
                     self._try(
                         lambda s: booking.cancel(
-                            s, self.staff[who], booking_id, reason="test", now=self.clock.now()
+                            s, self._as(who), booking_id, booking.Cancellation(reason="test")
                         )
                     )
                 )
@@ -126,11 +121,7 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
                 self.run(
                     self._try(
                         lambda s: booking.reschedule(
-                            s,
-                            self.staff[who],
-                            booking_id,
-                            slot_id=self.slots[slot],
-                            now=self.clock.now(),
+                            s, self._as(who), booking_id, booking.Move(slot_id=self.slots[slot])
                         )
                     )
                 )

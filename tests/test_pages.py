@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 from scheduling.clock import FrozenClock
 from telmi import availability, booking
 from telmi.app import create_app
+from telmi.context import Context
 from telmi.db import Database
 from telmi.models import (
+    ActType,
     AvailabilityException,
     AvailabilityRule,
     Booking,
@@ -89,9 +91,11 @@ async def _bookings(db: Database) -> list[Booking]:
 
 async def _book(db: Database, staff: User, slot: Slot, patient_ref: str = "RES-0042") -> Booking:
     """A confirmed booking made through the service, as the API would."""
-    body = {"slot_id": slot.id, "patient_ref": patient_ref, "act_type": "teleconsultation"}
+    new = booking.NewBooking(
+        slot_id=slot.id, patient_ref=patient_ref, act_type=ActType.TELECONSULTATION
+    )
     async with db.write() as session:
-        return await booking.book(session, staff, body, now=NOW)
+        return await booking.book(session, Context(staff, NOW), new)
 
 
 Fields = dict[str, str] | list[tuple[str, str]]

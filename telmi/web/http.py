@@ -1,18 +1,24 @@
-"""Small helpers shared by handlers: JSON in and out, the client address, policies."""
+"""The edge: a request's JSON body, query string and path ids read into typed values, the
+client address, the policies built from settings."""
 
 from __future__ import annotations
 
 import json
+import typing
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
 from aiohttp import web
 
 from telmi.accounts import LoginPolicy, SessionPolicy
 from telmi.errors import MalformedBody, NotFound, UnsupportedMediaType
 from telmi.keys import CONTEXT, SETTINGS
 from telmi.settings import Settings
-from telmi.values import MAX_ID, check_characters
+from telmi.values import Id, check_characters, parse, parse_json
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+ID = pydantic.TypeAdapter(Id)
 
 
 def is_api(request: web.Request) -> bool:
@@ -56,14 +62,25 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} n'est pas du JSON")
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, or a 400/415/422 that names what is wrong: malformed,
     nested too deep, integers of absurd length, text no database can store."""
+    return _checked(await _raw_json(request))
+
+
+async def _raw_json(request: web.Request) -> bytes:
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
-    raw = await request.read()
+    return await request.read()
+
+
+def _checked(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw, parse_int=_bounded_int)
+        body = json.loads(raw, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:
         raise MalformedBody("JSON trop imbriqué.") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -76,12 +93,51 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body as `model`: the guards of `read_json` first (they name what no schema
+    can), then the model, strict (an id is a number, never "5"). An `optional` body may be
+    left out altogether."""
+    if optional and not request.can_read_body:
+        return parse_json(model, b"{}")
+    raw = await _raw_json(request)
+    _checked(raw)
+    return parse_json(model, raw)
+
+
+def _is_list(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (list, tuple):
+        return True
+    return any(_is_list(a) for a in typing.get_args(annotation) if a is not type(None))
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string as `model`; an empty value is an absent one, a list field takes
+    every repetition of its name."""
+    data: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        values = [v for v in request.query.getall(key, []) if v != ""]
+        if not values:
+            continue
+        data[key] = values if _is_list(info.annotation) else values[-1]
+    check_characters(data)
+    return parse(model, data, strict=False)
+
+
+def path_ids(request: web.Request) -> dict[str, int]:
+    """The route's ids (each has its `\\d+` in the route table), or a 404 when no row can
+    have one."""
+    ids = {}
+    for name, raw in request.match_info.items():
+        try:
+            ids[name] = ID.validate_python(raw if len(raw) <= 10 else "0", strict=False)
+        except pydantic.ValidationError:
+            raise NotFound() from None
+    return ids
+
+
 def path_id(request: web.Request, name: str) -> int:
-    """The route's id (its `\\d+` is in the route table), or a 404 when no row can have it."""
-    raw = request.match_info[name]
-    if len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
-        raise NotFound()
-    return int(raw)
+    return path_ids(request)[name]
 
 
 def client_address(request: web.Request) -> str:

@@ -187,7 +187,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/acts": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Acts in log order (admin: all; specialist: their own)",
             "listActs",
             {
@@ -202,7 +202,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 spec.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
             ],
         ),
-        "post": spec.operation(
+        "post": spec.fragment(
             "Declare an act done outside the platform (specialist or admin)",
             "createAct",
             {
@@ -216,7 +216,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/acts/{act_id}/cancel": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "Cancel an act by appending a cancelling entry (the act's specialist or an admin)",
             "cancelAct",
             {

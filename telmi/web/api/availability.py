@@ -228,13 +228,13 @@ def _with_sync(name: str) -> dict[str, Any]:
 INVALID = spec.error("Invalid field (named in the message)")
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/availability/rules": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Weekly availability rules",
             "listRules",
             {"200": spec.ok("Rules", spec.items("Rule"))},
             params=[SPECIALIST_ID],
         ),
-        "post": spec.operation(
+        "post": spec.fragment(
             "Add a weekly rule; its slots exist when this returns",
             "createRule",
             {
@@ -247,7 +247,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/availability/rules/{rule_id}": {
-        "put": spec.operation(
+        "put": spec.fragment(
             "Change a rule; booked slots are never removed, they are reported as conflicts",
             "updateRule",
             {
@@ -260,7 +260,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             body=spec.ref("RuleInput"),
             unsafe=True,
         ),
-        "delete": spec.operation(
+        "delete": spec.fragment(
             "Delete a rule: its free future slots are withdrawn, booked ones reported",
             "deleteRule",
             {
@@ -272,7 +272,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/availability/preview": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "The slots a rule would make over the horizon, without saving it",
             "previewRule",
             {
@@ -301,13 +301,13 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/availability/exceptions": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Current and future absences",
             "listExceptions",
             {"200": spec.ok("Absences", spec.items("Exception"))},
             params=[SPECIALIST_ID],
         ),
-        "post": spec.operation(
+        "post": spec.fragment(
             "Declare an absence: free slots in it close, booked ones are reported",
             "createException",
             {
@@ -331,7 +331,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/availability/exceptions/{exception_id}": {
-        "delete": spec.operation(
+        "delete": spec.fragment(
             "Remove an absence: its slots reopen",
             "deleteException",
             {

@@ -149,7 +149,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/bookings/{booking_id}/join": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "A join token for the booking's video room (its specialist or facility staff), "
             "from 15 minutes before the slot to its end",
             "joinConsultation",
@@ -164,7 +164,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/bookings/{booking_id}/invites": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "A single-use guest invitation link, valid until the slot ends",
             "inviteGuest",
             {
@@ -193,7 +193,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/invites/redeem": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "Spend an invitation for a guest join token (the guest then waits in the lobby)",
             "redeemInvite",
             {
@@ -210,7 +210,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/consultations/{consultation_id}/end": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "End the consultation (its specialist); logs the act once if it took place",
             "endConsultation",
             {

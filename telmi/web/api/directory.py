@@ -109,12 +109,12 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/me": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "The signed-in user", "me", {"200": spec.ok("The user", spec.ref("User"))}
         )
     },
     "/api/facilities": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Facilities visible to the caller (staff: their own only)",
             "listFacilities",
             {
@@ -128,7 +128,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/specialties": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Medical specialties offered on the platform",
             "listSpecialties",
             {"200": spec.ok("Specialties", spec.items("Specialty"))},

@@ -241,7 +241,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 
 def _step_op(summary: str, op_id: str, body: bool) -> dict[str, Any]:
-    return spec.operation(
+    return spec.fragment(
         summary,
         op_id,
         {"200": _ONE, **_STEP_ERRORS, **({"422": spec.error("Missing text")} if body else {})},
@@ -253,12 +253,12 @@ def _step_op(summary: str, op_id: str, body: bool) -> dict[str, Any]:
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/expertise": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Staff: their facility's requests; specialists: their inbox by due date",
             "listExpertise",
             {"200": spec.ok("Requests", spec.items("ExpertiseRequest")), "403": spec.FORBIDDEN},
         ),
-        "post": spec.operation(
+        "post": spec.fragment(
             "Create a draft request (staff)",
             "createExpertise",
             {"201": _ONE, "403": spec.FORBIDDEN, "422": spec.error("Invalid field")},
@@ -279,7 +279,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/expertise/{request_id}": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "The request, its thread and photos (audited)",
             "showExpertise",
             {"200": spec.ok("The thread", spec.ref("ExpertiseRequest")), **_STEP_ERRORS},
@@ -288,7 +288,7 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/expertise/{request_id}/photos": {
         "post": {
-            **spec.operation(
+            **spec.fragment(
                 "Add photos (multipart/form-data, field « photos »; JPEG, PNG, HEIC; 15 MB, 10 per request)",
                 "uploadExpertisePhotos",
                 {
@@ -336,7 +336,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": _step_op("Decline with a reason", "declineExpertise", True)
     },
     "/api/expertise/photos/{photo_id}": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "A photo, to the request's staff and specialists only (no-store, audited)",
             "expertisePhoto",
             {
@@ -348,7 +348,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/expertise/photos/{photo_id}/thumbnail": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "A photo's thumbnail (no-store, audited)",
             "expertiseThumbnail",
             {

@@ -38,7 +38,7 @@ async def offer(request: web.Request) -> web.Response:
 OPENAPI_SCHEMAS: dict[str, Any] = {}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/precall/offer": {
-        "post": spec.operation(
+        "post": spec.fragment(
             "Pre-call test: answer the browser's offer with an echo peer (complete ICE in the SDP)",
             "precallOffer",
             {

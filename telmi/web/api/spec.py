@@ -1,9 +1,17 @@
-"""Small builders for the OpenAPI fragments each API module keeps next to its handlers."""
+"""How an API handler declares what it takes and gives (`endpoint`), and the older
+builders of hand-written OpenAPI fragments."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from telmi.web.http import path_ids, read_body, read_query
 
 
 def ref(name: str) -> dict[str, str]:
@@ -50,7 +58,7 @@ UNAUTHENTICATED = error("No valid session or token")
 FORBIDDEN = error("The caller's role or facility may not do this")
 
 
-def operation(
+def fragment(
     summary: str,
     operation_id: str,
     responses: dict[str, Any],
@@ -79,4 +87,196 @@ def operation(
         op["responses"].setdefault("415", error("Body is not JSON"))
     if unsafe:
         op["responses"].setdefault("403", error("Not allowed, or missing CSRF token"))
+    return op
+
+
+# --- typed endpoints: the handler's declaration is its OpenAPI operation ----------------------
+
+ENDPOINT = "__telmi_endpoint__"
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    required: bool
+    description: str
+    max_length: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a handler takes and gives: the wrapper parses and checks with it, and
+    `openapi.document` writes the operation from it."""
+
+    summary: str
+    operation_id: str
+    body: type[BaseModel] | None = None
+    optional_body: bool = False
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: Mapping[int, str] = field(default_factory=dict)
+    headers: tuple[Header, ...] = ()
+    request_content: Mapping[str, Any] | None = None  # a body that is not JSON (multipart)
+    response_content: Mapping[str, Any] | None = None  # a 2xx that is not JSON (an image)
+
+
+def endpoint(
+    summary: str,
+    operation_id: str,
+    *,
+    body: type[BaseModel] | None = None,
+    optional_body: bool = False,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: Mapping[int, str] | None = None,
+    headers: Iterable[Header] = (),
+    request_content: Mapping[str, Any] | None = None,
+    response_content: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[[web.Request], Awaitable[Any]]]:
+    """Declare an API handler. The handler receives the path ids by name and, when declared,
+    `body=` and `query=` as models; it returns the JSON data of its `status` (checked against
+    `response`, so the document cannot drift from what is sent) or a response of its own."""
+    info = Endpoint(
+        summary,
+        operation_id,
+        body,
+        optional_body,
+        query,
+        response,
+        status,
+        dict(errors or {}),
+        tuple(headers),
+        request_content,
+        response_content,
+    )
+    checker = TypeAdapter(response) if response is not None else None
+
+    def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[[web.Request], Awaitable[Any]]:
+        @functools.wraps(handler)
+        async def run(request: web.Request) -> web.StreamResponse:
+            kwargs: dict[str, Any] = dict(path_ids(request))
+            if query is not None:
+                kwargs["query"] = read_query(request, query)
+            if body is not None:
+                kwargs["body"] = await read_body(request, body, optional=optional_body)
+            result = await handler(request, **kwargs)
+            if isinstance(result, web.StreamResponse):
+                return result
+            if checker is not None:
+                checker.validate_python(result)
+            return web.json_response(result, status=status)
+
+        setattr(run, ENDPOINT, info)
+        return run
+
+    return decorate
+
+
+def endpoint_of(handler: Any) -> Endpoint | None:
+    return getattr(handler, ENDPOINT, None)
+
+
+class Out(BaseModel):
+    """A response body: its schema lists every field sent, and nothing else is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _not_null(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A query value is text or absent, never null: the `None` of an optional field goes."""
+    kept = {k: v for k, v in schema.items() if not (k == "default" and v is None)}
+    branches = [b for b in kept.get("anyOf", ()) if b != {"type": "null"}]
+    if "anyOf" in kept and len(branches) == 1:
+        del kept["anyOf"]
+        kept = dict(branches[0]) | kept
+    elif "anyOf" in kept:
+        kept["anyOf"] = branches
+    return kept
+
+
+def _parameters(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = _not_null(prop)
+        description = prop.pop("description", "")
+        prop.pop("title", None)
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if prop.get("type") == "array" or "array" in str(prop.get("anyOf", "")):
+            param |= {"style": "form", "explode": True}
+        params.append(param | ({"description": description} if description else {}))
+    return params
+
+
+def operation(
+    info: Endpoint,
+    *,
+    method: str,
+    path_names: Iterable[str],
+    public: bool,
+    restricted: bool,
+    refs: Mapping[tuple[type[BaseModel], str], dict[str, Any]],
+    defs: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The OpenAPI operation of a declared handler, with every status it can answer."""
+    op: dict[str, Any] = {"summary": info.summary, "operationId": info.operation_id}
+    params = [{"name": n, "in": "path", "required": True, "schema": ID_SCHEMA} for n in path_names]
+    if info.query is not None:
+        name = refs[(info.query, "validation")]["$ref"].rsplit("/", 1)[1]
+        params += _parameters(defs[name])
+    params += [
+        {
+            "name": h.name,
+            "in": "header",
+            "required": h.required,
+            "description": h.description,
+            "schema": {"type": "string", "minLength": 1, "maxLength": h.max_length},
+        }
+        for h in info.headers
+    ]
+    unsafe = method in UNSAFE
+    if unsafe and not public:
+        params.append(CSRF_HEADER)
+    if params:
+        op["parameters"] = params
+    if info.response_content is not None:
+        success = {"description": "OK", "content": dict(info.response_content)}
+    elif info.response is not None:
+        success = {
+            "description": info.response.__doc__ or "OK",
+            "content": {"application/json": {"schema": refs[(info.response, "serialization")]}},
+        }
+    else:
+        success = {"description": "OK"}
+    responses: dict[str, Any] = {str(info.status): success}
+    if not public:
+        responses["401"] = _error("No valid session or token")
+    if restricted or (unsafe and not public):
+        responses["403"] = _error("The caller's role may not do this, or the CSRF token is missing")
+    if any(True for _ in path_names):
+        responses["404"] = _error("No such object, or not the caller's")
+    if info.body is not None or info.request_content is not None:
+        responses["400"] = _error("Malformed body")
+        responses["413"] = _error("Body too large")
+        responses["415"] = _error("Unsupported content type")
+        content = (
+            dict(info.request_content)
+            if info.request_content is not None
+            else {"application/json": {"schema": refs[(info.body, "validation")]}}  # type: ignore[index]
+        )
+        op["requestBody"] = {"required": not info.optional_body, "content": content}
+    if info.body is not None or info.query is not None or info.request_content is not None:
+        responses["422"] = _error("Invalid input: the message names the field")
+    for status, description in info.errors.items():
+        responses[str(status)] = _error(description)
+    op["responses"] = dict(sorted(responses.items()))
     return op

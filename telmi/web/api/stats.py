@@ -223,7 +223,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/stats/acts": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "Act counts, distinct patients and duration per group, with growth on a year before",
             "actStats",
             {
@@ -259,7 +259,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         )
     },
     "/api/stats/monthly-report": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "The monthly report regional agencies send upward",
             "monthlyReport",
             {

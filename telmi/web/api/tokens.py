@@ -73,12 +73,12 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/tokens": {
-        "get": spec.operation(
+        "get": spec.fragment(
             "The caller's personal API tokens",
             "listTokens",
             {"200": spec.ok("Tokens", spec.items("ApiToken"))},
         ),
-        "post": spec.operation(
+        "post": spec.fragment(
             "Create a personal API token; its value is shown once",
             "createToken",
             {
@@ -98,7 +98,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         ),
     },
     "/api/tokens/{token_id}": {
-        "delete": spec.operation(
+        "delete": spec.fragment(
             "Revoke one of the caller's tokens",
             "revokeToken",
             {

@@ -10,7 +10,7 @@ from telmi import agenda
 from telmi.availability import parse_date
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role
-from telmi.web.access import current_user, request_context, roles
+from telmi.web.access import request_context, roles
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
 
@@ -18,14 +18,12 @@ from telmi.web.render import render
 @roles(Role.SPECIALIST)
 async def week(request: web.Request) -> web.Response:
     """`?semaine=` is any day of the week wanted (links give its Monday); default this week."""
-    user, now, tz = current_user(request), request_context(request).now, request.app[SETTINGS].tz
+    now, tz = request_context(request).now, request.app[SETTINGS].tz
     today = now.astimezone(tz).date()
     raw = request.query.get("semaine")
     monday = agenda.monday_of(parse_date(raw, "semaine") if raw else today)
     days = await request.app[DB].run_write(
-        lambda session: agenda.week_of(
-            session, user, monday, tz, now=now, address=request_context(request).address
-        )
+        lambda session: agenda.week_of(session, request_context(request), monday, tz)
     )
     here = request.app.router["agenda"].url_for()
     context = page_context(

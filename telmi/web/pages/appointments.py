@@ -19,6 +19,7 @@ from telmi.booking import BookingView, FreeSlot
 from telmi.errors import TelmiError, ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.models import Booking, BookingStatus, Role, Slot
+from telmi.values import parse
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
 from telmi.web.pages import forms
@@ -44,7 +45,7 @@ def _criteria(request: web.Request) -> dict[str, Any]:
     return {
         "specialty": q.get("specialite") or None,
         "departement": q.get("departement") or None,
-        "act_type": booking.check_act_type(q["acte"]) if q.get("acte") else None,
+        "act_type": parse(booking.Hold, {"act_type": q.get("acte") or None}, strict=False).act_type,
         "start": start,
         "end": None,
         "now": now,
@@ -105,20 +106,14 @@ async def hold(request: web.Request) -> web.StreamResponse:
     Holding a slot the facility already holds (a second click) is not an error: the form
     then shows that hold.
     """
-    user, slot_id = current_user(request), path_id(request, "slot_id")
-    form, now = await forms.read(request), request_context(request).now
+    ctx, slot_id = request_context(request), path_id(request, "slot_id")
+    form = await forms.read(request)
     act = str(form.get("acte", ""))
     try:
-        act_type = booking.check_act_type(act) if act else None
+        hold = parse(booking.Hold, {"act_type": act or None}, strict=False)
         await request.app[DB].run_write(
             lambda session: booking.hold_slot(
-                session,
-                user,
-                slot_id,
-                act_type=act_type,
-                now=now,
-                hold_minutes=request.app[SETTINGS].hold_minutes,
-                address=request_context(request).address,
+                session, ctx, slot_id, hold, hold_minutes=request.app[SETTINGS].hold_minutes
             )
         )
     except booking.SlotTaken:
@@ -143,15 +138,13 @@ async def slot_form(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def book(request: web.Request) -> web.Response:
-    user, slot_id = current_user(request), path_id(request, "slot_id")
-    form, now = await forms.read(request), request_context(request).now
+    ctx, slot_id = request_context(request), path_id(request, "slot_id")
+    user, now = ctx.caller, ctx.now
+    form = await forms.read(request)
     body = forms.booking_body(form, slot_id)
     try:
-        await request.app[DB].run_write(
-            lambda session: booking.book(
-                session, user, body, now=now, address=request_context(request).address
-            )
-        )
+        new = parse(booking.NewBooking, body, strict=False)
+        await request.app[DB].run_write(lambda session: booking.book(session, ctx, new))
     except FORM_ERRORS as exc:
         async with request.app[DB].read() as session:
             slot, hold = await agenda.slot_with_hold(session, user, slot_id, now=now)
@@ -165,16 +158,12 @@ async def book(request: web.Request) -> web.Response:
 async def _bookings_page(
     request: web.Request, error: TelmiError | None = None, failed: int | None = None
 ) -> web.Response:
-    user, now, address = (
-        current_user(request),
-        request_context(request).now,
-        request_context(request).address,
-    )
+    ctx = request_context(request)
 
     async def work(session: AsyncSession) -> tuple[list[BookingView], list[BookingView]]:
         # Listing records an audit event (patient references are shown): a write transaction.
-        upcoming = await booking.list_bookings(session, user, now=now, address=address)
-        past = await booking.list_bookings(session, user, now=now, past=True, address=address)
+        upcoming = await booking.list_bookings(session, ctx)
+        past = await booking.list_bookings(session, ctx, past=True)
         return upcoming, past
 
     upcoming, past = await request.app[DB].run_write(work)
@@ -198,18 +187,12 @@ async def bookings(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def cancel(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), path_id(request, "booking_id")
+    ctx, booking_id = request_context(request), path_id(request, "booking_id")
     reason = forms.text(await forms.read(request), "reason")
     try:
+        cancellation = parse(booking.Cancellation, {"reason": reason})
         await request.app[DB].run_write(
-            lambda session: booking.cancel(
-                session,
-                user,
-                booking_id,
-                reason=reason,
-                now=request_context(request).now,
-                address=request_context(request).address,
-            )
+            lambda session: booking.cancel(session, ctx, booking_id, cancellation)
         )
     except FORM_ERRORS as exc:
         return await _bookings_page(request, exc, failed=booking_id)
@@ -223,13 +206,11 @@ async def _move_page(
     request: web.Request, booking_id: int, error: TelmiError | None = None
 ) -> web.Response:
     """The booking and the free slots of the same specialty and act it could move to."""
-    user, now = current_user(request), request_context(request).now
-    cursor = request.query.get("curseur") or None
+    ctx = request_context(request)
+    now, cursor = ctx.now, request.query.get("curseur") or None
 
     async def work(session: AsyncSession) -> tuple[BookingView, list[FreeSlot], str | None]:
-        current = await booking.get_booking(
-            session, user, booking_id, now=now, address=request_context(request).address
-        )
+        current = await booking.get_booking(session, ctx, booking_id)
         slots, next_cursor = await booking.search_free_slots(
             session,
             specialty=current.slot.specialty_code,
@@ -264,19 +245,12 @@ async def move_form(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def move(request: web.Request) -> web.Response:
-    user, booking_id = current_user(request), path_id(request, "booking_id")
+    ctx, booking_id = request_context(request), path_id(request, "booking_id")
     form = await forms.read(request)
     try:
-        slot_id = forms.integer(form, "slot_id")
+        move = parse(booking.Move, {"slot_id": forms.text(form, "slot_id")}, strict=False)
         await request.app[DB].run_write(
-            lambda session: booking.reschedule(
-                session,
-                user,
-                booking_id,
-                slot_id=slot_id,
-                now=request_context(request).now,
-                address=request_context(request).address,
-            )
+            lambda session: booking.reschedule(session, ctx, booking_id, move)
         )
     except FORM_ERRORS as exc:
         return await _move_page(request, booking_id, exc)

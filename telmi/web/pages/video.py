@@ -25,15 +25,8 @@ async def test_video(request: web.Request) -> web.Response:
 async def room(request: web.Request) -> web.Response:
     user = current_user(request)
     booking_id = path_id(request, "booking_id")
-    found = await request.app[DB].run_write(
-        lambda s: booking.get_booking(
-            s,
-            user,
-            booking_id,
-            now=request_context(request).now,
-            address=request_context(request).address,
-        )
-    )
+    ctx = request_context(request)
+    found = await request.app[DB].run_write(lambda s: booking.get_booking(s, ctx, booking_id))
     role = "specialist" if user.role is Role.SPECIALIST else "staff"
     return render(request, "room.html", {"booking": found, "mode": "member", "role": role})
 
