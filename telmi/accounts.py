@@ -15,15 +15,17 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import Field
 from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from telmi import audit
+from telmi.context import Context
 from telmi.errors import Conflict, NotFound, Throttled, ValidationError
 from telmi.models import ApiToken, Facility, LoginAttempt, Role, Specialty, User, WebSession
-from telmi.values import luhn_valid
+from telmi.values import Body, luhn_valid, text
 
 MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "telmi_"
@@ -320,23 +322,23 @@ async def revoke_session(session: AsyncSession, session_id: str, *, now: datetim
 # --- API tokens -------------------------------------------------------------------------------
 
 
-async def create_token(
-    session: AsyncSession, user: User, *, name: str = "", now: datetime
-) -> tuple[ApiToken, str]:
-    """A new personal token; the clear value is returned once and never stored."""
+class NewToken(Body):
+    name: text(100) = Field("", description="to recognise it in the list")  # type: ignore[valid-type]
+
+
+async def create_token(session: AsyncSession, ctx: Context, new: NewToken) -> tuple[ApiToken, str]:
+    """A new personal token of the caller; the clear value is returned once, never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        user_id=user.id,
-        name=name[:100],
+        user_id=ctx.caller.id,
+        name=new.name,
         token_hash=sha256(raw),
         prefix=raw[: len(TOKEN_PREFIX) + 6],
-        created_at=now,
+        created_at=ctx.now,
     )
     session.add(token)
     await session.flush()
-    await audit.record(
-        session, "token.created", actor=user, target_type="api_token", target_id=token.id, at=now
-    )
+    await audit.event(session, ctx, "token.created", target_type="api_token", target_id=token.id)
     return token, raw
 
 
@@ -367,21 +369,14 @@ async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(await session.scalars(query))
 
 
-async def revoke_token(
-    session: AsyncSession, token_id: int, *, actor: User | None, now: datetime
-) -> ApiToken:
-    """Revoke a token; a user may revoke only their own (actor None: the operator's CLI)."""
+async def revoke_token(session: AsyncSession, ctx: Context, token_id: int) -> ApiToken:
+    """Revoke a token; a user may revoke only their own (no user: the operator's CLI)."""
     token = await session.get(ApiToken, token_id)
-    if token is None or (actor is not None and token.user_id != actor.id):
+    if token is None or (ctx.user is not None and token.user_id != ctx.user.id):
         raise NotFound(f"Jeton {token_id} introuvable.")
     if token.revoked_at is None:
-        token.revoked_at = now
-        await audit.record(
-            session,
-            "token.revoked",
-            actor=actor,
-            target_type="api_token",
-            target_id=token.id,
-            at=now,
+        token.revoked_at = ctx.now
+        await audit.event(
+            session, ctx, "token.revoked", target_type="api_token", target_id=token.id
         )
     return token

@@ -21,15 +21,18 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telmi import audit
+from telmi.context import Context
 from telmi.db import Executor, dialect_name, is_unique_violation
 from telmi.errors import Conflict, NotFound, ValidationError
 from telmi.models import (
@@ -44,11 +47,13 @@ from telmi.models import (
     Specialty,
     User,
 )
+from telmi.values import MAX_ID, Body, LocalDate, Query
+from telmi.values import text as text_of
 
 GENESIS = "0" * 64
 # Any constant works; it only has to be the same for every Telmi process on the database.
 CHAIN_LOCK = 0x7E1A_C75
-REQUESTER_ROLES = (
+RequesterRole = Literal[
     "medecin",
     "infirmier",
     "aide_soignant",
@@ -56,7 +61,8 @@ REQUESTER_ROLES = (
     "psychologue",
     "reeducation",
     "personnel_etablissement",
-)
+]
+REQUESTER_ROLES: tuple[str, ...] = get_args(RequesterRole)
 MAX_DURATION_SECONDS = 24 * 3600
 
 # Hashed columns, in a fixed order: changing it would invalidate every stored chain.
@@ -92,6 +98,19 @@ HASHED = (
 
 _ACTS = cast(Table, Act.__table__)
 _MONTHS = cast(Table, ActMonth.__table__)
+
+
+class ActCancellation(Body):
+    reason: text_of(  # type: ignore[valid-type]
+        500, required="Motif d'annulation requis (500 caractères au plus)."
+    )
+
+
+class ActLogQuery(Query):
+    start: LocalDate | None = Field(None, alias="from")
+    end: LocalDate | None = Field(None, alias="to", description="inclusive")
+    after: int = Field(0, ge=0, le=MAX_ID, description="the last id of the previous page")
+    limit: int = Field(100, ge=1, le=1000)
 
 
 class DuplicateSource(Conflict):
@@ -387,16 +406,16 @@ def may_cancel(user: User, act: Act) -> bool:
     )
 
 
-async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: datetime) -> Act:
+async def cancel(
+    session: Executor, ctx: Context, act_id: int, cancellation: ActCancellation
+) -> Act:
     """Append the entry that cancels act `act_id` (the original stays, as history)."""
-    reason = reason.strip() if isinstance(reason, str) else ""
-    if not reason or len(reason) > 500:
-        raise ValidationError("Motif d'annulation requis (500 caractères au plus).", field="reason")
+    by, now = ctx.caller, ctx.now
     original = await session.scalar(select(Act).where(Act.id == act_id))
     if original is None or not may_cancel(by, original):
         raise NotFound(f"Acte {act_id} introuvable.")
     if original.sign != 1:
-        raise ValidationError("Une annulation ne s'annule pas.", field="act_id")
+        raise Conflict("Une annulation ne s'annule pas.", code="act_is_cancellation")
     values = {name: getattr(original, name) for name in (*HASHED, *HASHED_WHEN_SET)}
     values.update(
         {
@@ -406,7 +425,7 @@ async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: 
             "source_key": f"cancel:{original.id}",
             "cancels_act_id": original.id,
             "incidents": "",
-            "note": reason,
+            "note": cancellation.reason,
             "recorded_at": now.astimezone(UTC),
             "recorded_by_id": by.id,
         }
@@ -417,6 +436,7 @@ async def cancel(session: Executor, act_id: int, *, reason: str, by: User, now: 
         (act_id,) = await _write(session, [values])
     except DuplicateSource:
         raise AlreadyCancelled() from None
+    await audit.event(session, ctx, "act.cancelled", target_type="act", target_id=original.id)
     return Act(id=act_id, **values)
 
 

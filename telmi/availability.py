@@ -5,20 +5,26 @@ rules and exceptions call for over the horizon and brings the table in line, cre
 is missing, reopening what was closed, withdrawing free slots no longer wanted. A booked slot
 is never touched: when the rules no longer want it, it is reported as a conflict for the
 specialist to resolve with the facility. Running it twice changes nothing the second time.
+
+Rules and absences arrive as typed `RuleInput` and `ExceptionInput`; whose they are
+(`specialist_id`, named by admins only) each service checks against the caller itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduling.calendar import Period, WeeklyRule, french_public_holidays, horizon, slots_for_rule
 from telmi import audit
+from telmi.context import Context
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ACTIVE_BOOKING_STATUSES,
@@ -32,10 +38,12 @@ from telmi.models import (
     User,
     act_mask,
 )
-from telmi.values import check_id
+from telmi.values import Body, Id, Instant, LocalDate, LocalTime, Query, integer, text
 
+MIN_SLOT_MINUTES = 5
 MAX_SLOT_MINUTES = 240
 MAX_BUFFER_MINUTES = 120
+UNTIL_BEFORE_FROM = "« valid_until » précède « valid_from »."
 
 
 @dataclass(frozen=True)
@@ -73,22 +81,91 @@ class SyncReport:
 # --- input ------------------------------------------------------------------------------------
 
 
-def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(f"« {name} » doit être un entier entre {low} et {high}.", field=name)
-    return value
+def _canonical(act_types: list[ActType]) -> list[ActType]:
+    """Each act type once, in the enum's order."""
+    return sorted(set(act_types), key=list(ActType).index)
 
 
-def _time(body: dict[str, Any], name: str) -> time:
-    value = body.get(name)
-    try:
-        parsed = time.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is not None:
-        raise ValidationError(f"« {name} » doit être une heure locale HH:MM.", field=name)
-    return parsed
+SPECIALIST_ID = "admins only: whose availability; specialists leave it out"
+
+
+class AvailabilityQuery(Query):
+    """Whose availability: admins name the specialist, specialists manage their own."""
+
+    specialist_id: Id | None = Field(default=None, description="admins: whose availability")
+
+
+class RuleInput(Body):
+    """A weekly rule in local wall-clock time (Europe/Paris)."""
+
+    specialist_id: Id | None = Field(default=None, description=SPECIALIST_ID)
+    weekday: integer(0, 6) = Field(description="0 = Monday")  # type: ignore[valid-type]
+    start: LocalTime
+    end: LocalTime
+    slot_minutes: integer(MIN_SLOT_MINUTES, MAX_SLOT_MINUTES)  # type: ignore[valid-type]
+    buffer_minutes: integer(0, MAX_BUFFER_MINUTES) = 0  # type: ignore[valid-type]
+    act_types: Annotated[list[ActType], Field(min_length=1), AfterValidator(_canonical)]
+    valid_from: LocalDate | None = Field(default=None, description="the first day; default: today")
+    valid_until: LocalDate | None = Field(default=None, description="the last day; default: none")
+    open_on_public_holidays: bool = False
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: time, info: ValidationInfo) -> time:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise PydanticCustomError(
+                "end_before_start", "L'heure de fin doit suivre l'heure de début."
+            )
+        return end
+
+    @field_validator("slot_minutes")
+    @classmethod
+    def _fits_the_window(cls, minutes: int, info: ValidationInfo) -> int:
+        start, end = info.data.get("start"), info.data.get("end")
+        if start is not None and end is not None:
+            window = datetime.combine(date.min, end) - datetime.combine(date.min, start)
+            if timedelta(minutes=minutes) > window:
+                raise PydanticCustomError(
+                    "window_too_short", "La plage est plus courte qu'un créneau."
+                )
+        return minutes
+
+    @field_validator("valid_until")
+    @classmethod
+    def _until_after_from(cls, until: date | None, info: ValidationInfo) -> date | None:
+        since = info.data.get("valid_from")
+        if until is not None and since is not None and until < since:
+            raise PydanticCustomError("until_before_from", UNTIL_BEFORE_FROM)
+        return until
+
+
+class ExceptionInput(Body):
+    """An absence (leave, training): the free slots in it close, booked ones are reported."""
+
+    specialist_id: Id | None = Field(default=None, description=SPECIALIST_ID)
+    starts_at: Instant = Field(description="with its offset, e.g. 2026-03-02T09:00:00+01:00")
+    ends_at: Instant = Field(description="with its offset; after starts_at, in the future")
+    reason: text(200) = ""  # type: ignore[valid-type]
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _storable(cls, at: datetime) -> datetime:
+        try:
+            at.astimezone(UTC)
+        except OverflowError:
+            raise PydanticCustomError("instant_range", "une date-heure hors des limites") from None
+        return at
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and ends_at <= starts_at:
+            raise PydanticCustomError(
+                "end_before_start", "La fin de l'absence doit suivre son début."
+            )
+        return ends_at
 
 
 def parse_date(value: Any, name: str) -> date:
@@ -100,63 +177,21 @@ def parse_date(value: Any, name: str) -> date:
     raise ValidationError(f"« {name} » doit être une date AAAA-MM-JJ.", field=name)
 
 
-def parse_instant(value: Any, name: str, tz: ZoneInfo) -> datetime:
-    """An ISO 8601 date-time; without an offset it is local time in the region."""
-    try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ValidationError(
-            f"« {name} » doit être une date et heure ISO 8601 (ex. 2026-03-02T09:00+01:00).",
-            field=name,
-        )
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
-
-
-def parse_act_types(value: Any, name: str = "act_types") -> list[ActType]:
-    allowed = ", ".join(t.value for t in ActType)
-    if not isinstance(value, list) or not value:
-        raise ValidationError(
-            f"« {name} » doit être une liste non vide parmi : {allowed}.", field=name
-        )
-    try:
-        return sorted({ActType(v) for v in value}, key=list(ActType).index)
-    except ValueError:
-        raise ValidationError(
-            f"Type d'acte inconnu dans « {name} » (attendu : {allowed}).", field=name
-        ) from None
-
-
-def parse_rule(body: dict[str, Any], *, today: date) -> WeeklyRule:
-    valid_from = parse_date(body["valid_from"], "valid_from") if body.get("valid_from") else today
-    valid_until = (
-        parse_date(body["valid_until"], "valid_until") if body.get("valid_until") else None
-    )
-    holidays_open = body.get("open_on_public_holidays", False)
-    if not isinstance(holidays_open, bool):
-        raise ValidationError(
-            "« open_on_public_holidays » doit être vrai ou faux.", field="open_on_public_holidays"
-        )
-    start, end = _time(body, "start"), _time(body, "end")
-    if start >= end:
-        raise ValidationError("L'heure de fin doit suivre l'heure de début.", field="end")
-    if valid_until is not None and valid_until < valid_from:
-        raise ValidationError("« valid_until » précède « valid_from ».", field="valid_until")
-    rule = WeeklyRule(
-        weekday=_int(body, "weekday", 0, 6),
-        start=start,
-        end=end,
-        slot_minutes=_int(body, "slot_minutes", 5, MAX_SLOT_MINUTES),
-        buffer_minutes=_int(body, "buffer_minutes", 0, MAX_BUFFER_MINUTES, default=0),
+def to_weekly(rule: RuleInput, *, today: date) -> WeeklyRule:
+    """The rule the calendar computes with; it starts today unless it says otherwise."""
+    valid_from = rule.valid_from or today
+    if rule.valid_until is not None and rule.valid_until < valid_from:
+        raise ValidationError(UNTIL_BEFORE_FROM, field="valid_until")
+    return WeeklyRule(
+        weekday=rule.weekday,
+        start=rule.start,
+        end=rule.end,
+        slot_minutes=rule.slot_minutes,
+        buffer_minutes=rule.buffer_minutes,
         valid_from=valid_from,
-        valid_until=valid_until,
-        open_on_public_holidays=holidays_open,
+        valid_until=rule.valid_until,
+        open_on_public_holidays=rule.open_on_public_holidays,
     )
-    window = datetime.combine(today, end) - datetime.combine(today, start)
-    if timedelta(minutes=rule.slot_minutes) > window:
-        raise ValidationError("La plage est plus courte qu'un créneau.", field="slot_minutes")
-    return rule
 
 
 def weekly_rule(row: AvailabilityRule) -> WeeklyRule:
@@ -175,7 +210,7 @@ def weekly_rule(row: AvailabilityRule) -> WeeklyRule:
 # --- who ----------------------------------------------------------------------------------------
 
 
-async def specialist_for(session: AsyncSession, actor: User, specialist_id: Any) -> User:
+async def specialist_for(session: AsyncSession, actor: User, specialist_id: int | None) -> User:
     """Specialists manage their own availability; admins anyone's."""
     if actor.role is Role.SPECIALIST and specialist_id in (None, actor.id):
         return actor
@@ -185,7 +220,6 @@ async def specialist_for(session: AsyncSession, actor: User, specialist_id: Any)
         raise ValidationError(
             "« specialist_id » est requis pour un administrateur.", field="specialist_id"
         )
-    specialist_id = check_id(specialist_id, "specialist_id", digits=True)
     specialist = await session.get(User, specialist_id)
     if specialist is None or specialist.role is not Role.SPECIALIST:
         raise NotFound(f"Spécialiste {specialist_id} introuvable.")
@@ -195,7 +229,7 @@ async def specialist_for(session: AsyncSession, actor: User, specialist_id: Any)
 # --- rules ----------------------------------------------------------------------------------
 
 
-async def list_rules(session: AsyncSession, specialist: User) -> list[AvailabilityRule]:
+async def _rules_of(session: AsyncSession, specialist: User) -> list[AvailabilityRule]:
     query = (
         select(AvailabilityRule)
         .where(
@@ -206,10 +240,17 @@ async def list_rules(session: AsyncSession, specialist: User) -> list[Availabili
     return list(await session.scalars(query))
 
 
+async def list_rules(
+    session: AsyncSession, ctx: Context, whose: AvailabilityQuery
+) -> list[AvailabilityRule]:
+    specialist = await specialist_for(session, ctx.caller, whose.specialist_id)
+    return await _rules_of(session, specialist)
+
+
 async def _check_no_overlap(
     session: AsyncSession, specialist: User, rule: WeeklyRule, ignore_id: int | None = None
 ) -> None:
-    for other in await list_rules(session, specialist):
+    for other in await _rules_of(session, specialist):
         if other.id == ignore_id or other.weekday != rule.weekday:
             continue
         o = weekly_rule(other)
@@ -237,29 +278,18 @@ def _apply(row: AvailabilityRule, rule: WeeklyRule, act_types: list[ActType]) ->
 
 
 async def create_rule(
-    session: AsyncSession,
-    actor: User,
-    specialist: User,
-    body: dict[str, Any],
-    *,
-    now: datetime,
-    tz: ZoneInfo,
-    weeks: int,
+    session: AsyncSession, ctx: Context, new: RuleInput, *, tz: ZoneInfo, weeks: int
 ) -> tuple[AvailabilityRule, SyncReport]:
-    rule = parse_rule(body, today=now.astimezone(tz).date())
-    act_types = parse_act_types(body.get("act_types"))
+    now = ctx.now
+    specialist = await specialist_for(session, ctx.caller, new.specialist_id)
+    rule = to_weekly(new, today=now.astimezone(tz).date())
     await _check_no_overlap(session, specialist, rule)
     row = AvailabilityRule(specialist_id=specialist.id, created_at=now)
-    _apply(row, rule, act_types)
+    _apply(row, rule, new.act_types)
     session.add(row)
     await session.flush()
-    await audit.record(
-        session,
-        "availability.rule_created",
-        actor=actor,
-        target_type="rule",
-        target_id=row.id,
-        at=now,
+    await audit.event(
+        session, ctx, "availability.rule_created", target_type="rule", target_id=row.id
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
@@ -273,65 +303,55 @@ async def _own_rule(session: AsyncSession, specialist: User, rule_id: int) -> Av
 
 async def update_rule(
     session: AsyncSession,
-    actor: User,
-    specialist: User,
+    ctx: Context,
     rule_id: int,
-    body: dict[str, Any],
+    change: RuleInput,
     *,
-    now: datetime,
     tz: ZoneInfo,
     weeks: int,
 ) -> tuple[AvailabilityRule, SyncReport]:
+    now = ctx.now
+    specialist = await specialist_for(session, ctx.caller, change.specialist_id)
     row = await _own_rule(session, specialist, rule_id)
-    rule = parse_rule(body, today=now.astimezone(tz).date())
-    act_types = parse_act_types(body.get("act_types"))
+    rule = to_weekly(change, today=now.astimezone(tz).date())
     await _check_no_overlap(session, specialist, rule, ignore_id=row.id)
-    _apply(row, rule, act_types)
+    _apply(row, rule, change.act_types)
     await session.flush()
-    await audit.record(
-        session,
-        "availability.rule_changed",
-        actor=actor,
-        target_type="rule",
-        target_id=row.id,
-        at=now,
+    await audit.event(
+        session, ctx, "availability.rule_changed", target_type="rule", target_id=row.id
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
 
 async def delete_rule(
     session: AsyncSession,
-    actor: User,
-    specialist: User,
+    ctx: Context,
     rule_id: int,
+    whose: AvailabilityQuery,
     *,
-    now: datetime,
     tz: ZoneInfo,
     weeks: int,
 ) -> tuple[AvailabilityRule, SyncReport]:
+    now = ctx.now
+    specialist = await specialist_for(session, ctx.caller, whose.specialist_id)
     row = await _own_rule(session, specialist, rule_id)
     row.deleted_at = now
     await session.flush()
-    await audit.record(
-        session,
-        "availability.rule_deleted",
-        actor=actor,
-        target_type="rule",
-        target_id=row.id,
-        at=now,
+    await audit.event(
+        session, ctx, "availability.rule_deleted", target_type="rule", target_id=row.id
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
 
-def preview(body: dict[str, Any], *, now: datetime, tz: ZoneInfo, weeks: int) -> list[Period]:
+def preview(ctx: Context, rule: RuleInput, *, tz: ZoneInfo, weeks: int) -> list[Period]:
     """The slots a rule would yield, without saving it (holidays closed as they would be)."""
-    rule = parse_rule(body, today=now.astimezone(tz).date())
-    parse_act_types(body.get("act_types"))
+    now = ctx.now
+    weekly = to_weekly(rule, today=now.astimezone(tz).date())
     first, last = horizon(now, tz, weeks)
     closed_days = french_public_holidays(range(first.year, last.year + 1))
     return [
         p
-        for p in slots_for_rule(rule, first, last, tz, public_holidays=closed_days)
+        for p in slots_for_rule(weekly, first, last, tz, public_holidays=closed_days)
         if p.start > now
     ]
 
@@ -340,13 +360,15 @@ def preview(body: dict[str, Any], *, now: datetime, tz: ZoneInfo, weeks: int) ->
 
 
 async def list_exceptions(
-    session: AsyncSession, specialist: User, *, now: datetime
+    session: AsyncSession, ctx: Context, whose: AvailabilityQuery
 ) -> list[AvailabilityException]:
+    """The specialist's current and future absences."""
+    specialist = await specialist_for(session, ctx.caller, whose.specialist_id)
     query = (
         select(AvailabilityException)
         .where(
             AvailabilityException.specialist_id == specialist.id,
-            AvailabilityException.ends_at > now,
+            AvailabilityException.ends_at > ctx.now,
         )
         .order_by(AvailabilityException.starts_at)
     )
@@ -354,68 +376,50 @@ async def list_exceptions(
 
 
 async def create_exception(
-    session: AsyncSession,
-    actor: User,
-    specialist: User,
-    body: dict[str, Any],
-    *,
-    now: datetime,
-    tz: ZoneInfo,
-    weeks: int,
+    session: AsyncSession, ctx: Context, absence: ExceptionInput, *, tz: ZoneInfo, weeks: int
 ) -> tuple[AvailabilityException, SyncReport]:
-    starts_at = parse_instant(body.get("starts_at"), "starts_at", tz)
-    ends_at = parse_instant(body.get("ends_at"), "ends_at", tz)
-    if ends_at <= starts_at:
-        raise ValidationError("La fin de l'absence doit suivre son début.", field="ends_at")
-    if ends_at <= now:
+    now = ctx.now
+    specialist = await specialist_for(session, ctx.caller, absence.specialist_id)
+    if absence.ends_at <= now:
         raise ValidationError("Cette absence est entièrement passée.", field="ends_at")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 200:
-        raise ValidationError("« reason » : 200 caractères au plus.", field="reason")
     row = AvailabilityException(
         specialist_id=specialist.id,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        reason=reason,
+        starts_at=absence.starts_at,
+        ends_at=absence.ends_at,
+        reason=absence.reason,
         created_at=now,
     )
     session.add(row)
     await session.flush()
-    await audit.record(
-        session,
-        "availability.exception_created",
-        actor=actor,
-        target_type="exception",
-        target_id=row.id,
-        at=now,
+    await audit.event(
+        session, ctx, "availability.exception_created", target_type="exception", target_id=row.id
     )
     return row, await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
 
 
 async def delete_exception(
     session: AsyncSession,
-    actor: User,
-    specialist: User,
+    ctx: Context,
     exception_id: int,
+    whose: AvailabilityQuery,
     *,
-    now: datetime,
     tz: ZoneInfo,
     weeks: int,
 ) -> SyncReport:
+    specialist = await specialist_for(session, ctx.caller, whose.specialist_id)
     row = await session.get(AvailabilityException, exception_id)
     if row is None or row.specialist_id != specialist.id:
         raise NotFound(f"Absence {exception_id} introuvable.")
     await session.delete(row)
     await session.flush()
-    await audit.record(
+    await audit.event(
         session,
+        ctx,
         "availability.exception_deleted",
-        actor=actor,
         target_type="exception",
         target_id=exception_id,
-        at=now,
     )
-    return await sync_slots(session, specialist, now=now, tz=tz, weeks=weeks)
+    return await sync_slots(session, specialist, now=ctx.now, tz=tz, weeks=weeks)
 
 
 # --- slots ------------------------------------------------------------------------------------
@@ -440,7 +444,7 @@ async def sync_slots(
     ]
     public_holidays = french_public_holidays(range(first.year, last.year + 1))
     wanted: dict[datetime, tuple[Period, int, int]] = {}
-    for row in await list_rules(session, specialist):
+    for row in await _rules_of(session, specialist):
         mask = act_mask(row.act_types)
         for period in slots_for_rule(
             weekly_rule(row), first, last, tz, public_holidays=public_holidays, closed=closed

@@ -9,7 +9,6 @@ zero rows changed means someone else got there first.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -39,14 +38,11 @@ from telmi.models import (
     act_types_of,
 )
 from telmi.values import (
-    INS_PATTERN,
-    PATIENT_REF,
+    MAX_ID,
     Body,
     Id,
     OptionalIns,
     PatientRef,
-    check_id,
-    ins_key_valid,
     text,
 )
 
@@ -79,53 +75,6 @@ class Move(Body):
 class SlotTaken(Conflict):
     code = "slot_taken"
     message = "Ce créneau vient d'être réservé par quelqu'un d'autre. Choisissez-en un autre."
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-
-def check_patient_ref(value: Any) -> str:
-    if not isinstance(value, str) or not PATIENT_REF.match(value.strip()):  # legacy callers
-        raise ValidationError(
-            "« patient_ref » : la référence interne du résident (lettres, chiffres, . _ / -, "
-            "64 caractères au plus), jamais son nom.",
-            field="patient_ref",
-        )
-    return value.strip()
-
-
-def check_ins(value: Any) -> str | None:
-    """The INS (NIR) with its key: 13 characters (2A/2B for Corsica) plus 97 - (n mod 97)."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValidationError("« patient_ins » doit être une chaîne.", field="patient_ins")
-    ins = value.replace(" ", "").upper()
-    if not re.match(INS_PATTERN, ins):
-        raise ValidationError("INS : 15 caractères attendus (13 + clé).", field="patient_ins")
-    if not ins_key_valid(ins):
-        raise ValidationError(
-            "INS invalide : la clé de contrôle ne correspond pas.", field="patient_ins"
-        )
-    return ins
-
-
-def check_act_type(value: Any) -> ActType:
-    try:
-        return ActType(value)
-    except ValueError:
-        allowed = ", ".join(t.value for t in ActType)
-        raise ValidationError(
-            f"« act_type » inconnu (attendu : {allowed}).", field="act_type"
-        ) from None
-
-
-def check_text(value: Any, name: str, limit: int) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > limit:
-        raise ValidationError(f"« {name} » : texte de {limit} caractères au plus.", field=name)
-    return value.strip()
 
 
 # --- search -------------------------------------------------------------------------------------
@@ -170,7 +119,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         at = datetime.fromisoformat(when)
         if at.tzinfo is None:
             raise ValueError("naive instant")
-        return at, check_id(slot_id, "cursor", digits=True)
+        if not (slot_id.isdigit() and len(slot_id) <= 10 and 1 <= int(slot_id) <= MAX_ID):
+            raise ValueError("slot id")
+        return at, int(slot_id)
     except (ValueError, UnicodeDecodeError, ValidationError):
         raise ValidationError("Curseur de pagination invalide.", field="cursor") from None
 
@@ -443,12 +394,12 @@ async def _target(
     if target.status is not SlotStatus.OPEN:
         raise Conflict("Ce créneau n'est plus proposé.", code="slot_unavailable")
     if target.slot.starts_at <= now:
-        raise ValidationError("Ce créneau est déjà passé.", field="slot_id", code="slot_in_past")
+        # The request is well formed; the slot's time has gone: a state, not a bad field.
+        raise Conflict("Ce créneau est déjà passé.", code="slot_in_past")
     if act_type is not None and not target.act_mask & ACT_BITS[act_type]:
         offered = ", ".join(t.value for t in act_types_of(target.act_mask))
-        raise ValidationError(
+        raise Conflict(
             f"Ce créneau ne propose pas « {act_type.value} » (proposé : {offered}).",
-            field="act_type",
             code="act_type_not_offered",
         )
     return target

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from scheduling.clock import SystemClock
-from telmi import accounts, demo, migrate
+from telmi import accounts, demo, migrate, values
+from telmi.context import Context
 from telmi.db import Database
 from telmi.errors import TelmiError
 from telmi.settings import SETTINGS, Settings, SettingsError
@@ -208,7 +209,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
         async def create(db: Database) -> str:
             async with db.write() as session:
                 user = await accounts.user_by_email(session, args.email)
-                _, raw = await accounts.create_token(session, user, name=args.name, now=_now())
+                new = values.parse(accounts.NewToken, {"name": args.name})
+                _, raw = await accounts.create_token(session, Context(user, _now()), new)
                 return raw
 
         print(_run(settings, create))
@@ -227,7 +229,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
 
         async def revoke(db: Database) -> None:
             async with db.write() as session:
-                await accounts.revoke_token(session, args.id, actor=None, now=_now())
+                await accounts.revoke_token(session, Context(None, _now()), args.id)
 
         _run(settings, revoke)
         print(f"token {args.id} revoked")

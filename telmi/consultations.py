@@ -16,14 +16,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import acts, audit, booking, join_tokens
+from telmi.context import Context
 from telmi.db import Database, dialect_name
-from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
+from telmi.errors import Conflict, Forbidden, NotFound
 from telmi.models import (
     Booking,
     BookingStatus,
@@ -35,6 +37,25 @@ from telmi.models import (
     Slot,
     User,
 )
+from telmi.values import Body, text
+
+
+class GuestInvite(Body):
+    label: text(  # type: ignore[valid-type]
+        100,
+        required="Nom de l'invité requis (100 caractères au plus), ex. « Dr Martin, médecin "
+        "traitant ».",
+    ) = Field(description="who the guest is, shown to the others in the room")
+
+
+class InviteRedemption(Body):
+    token: str = Field(description="the invitation link's fragment, after #")
+
+
+class Ending(Body):
+    patient_consent: bool = Field(description="the patient's consent to the act was recorded")
+    outcome: text(500) = Field(default="", description="the consultation's outcome")  # type: ignore[valid-type]
+    incidents: text(500) = Field(default="", description="technical incidents, logged with the act")  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -125,16 +146,10 @@ def _ticket(
 
 
 async def join_ticket(
-    session: AsyncSession,
-    user: User,
-    booking_id: int,
-    *,
-    now: datetime,
-    policy: RoomPolicy,
-    tz: ZoneInfo,
-    address: str = "",
+    session: AsyncSession, ctx: Context, booking_id: int, *, policy: RoomPolicy, tz: ZoneInfo
 ) -> Ticket:
     """A join token for the booking's specialist or its facility's staff, while open."""
+    user, now = ctx.caller, ctx.now
     b = await booking.load(session, booking_id)
     if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
@@ -143,14 +158,8 @@ async def join_ticket(
     if consultation.status is ConsultationStatus.ENDED:
         raise Conflict("Cette consultation est terminée.", code="room_closed")
     host = user.role is Role.SPECIALIST
-    await audit.record(
-        session,
-        "consultation.join_token",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking_id,
-        at=now,
+    await audit.event(
+        session, ctx, "consultation.join_token", target_type="booking", target_id=booking_id
     )
     return _ticket(
         consultation,
@@ -167,56 +176,46 @@ async def join_ticket(
 
 
 async def create_invite(
-    session: AsyncSession,
-    user: User,
-    booking_id: int,
-    *,
-    label: Any,
-    now: datetime,
-    tz: ZoneInfo,
-    address: str = "",
+    session: AsyncSession, ctx: Context, booking_id: int, invite: GuestInvite
 ) -> tuple[Invite, str]:
     """A single-use guest invitation valid until the slot ends; the raw token once."""
+    user, now = ctx.caller, ctx.now
     b = await booking.load(session, booking_id)
     if user.role not in (Role.STAFF, Role.SPECIALIST) or not booking.may_see(user, b):
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
-    if not isinstance(label, str) or not label.strip() or len(label.strip()) > 100:
-        raise ValidationError(
-            "Nom de l'invité requis (100 caractères au plus), ex. « Dr Martin, médecin traitant ».",
-            field="label",
-        )
     if b.status is not BookingStatus.CONFIRMED or now >= b.slot.ends_at:
         raise Conflict("Ce rendez-vous n'est plus à venir.", code="booking_not_confirmed")
     consultation = await _consultation_for(session, booking_id, now)
     raw = secrets.token_urlsafe(32)
-    invite = Invite(
+    created = Invite(
         consultation_id=consultation.id,
         token_hash=_hash(raw),
-        guest_label=label.strip(),
+        guest_label=invite.label,
         created_by_id=user.id,
         created_at=now,
         expires_at=b.slot.ends_at,
     )
-    session.add(invite)
+    session.add(created)
     await session.flush()
-    await audit.record(
-        session,
-        "consultation.invite",
-        actor=user,
-        address=address,
-        target_type="booking",
-        target_id=booking_id,
-        at=now,
+    await audit.event(
+        session, ctx, "consultation.invite", target_type="booking", target_id=booking_id
     )
-    return invite, raw
+    return created, raw
 
 
 async def redeem_invite(
-    session: AsyncSession, raw: Any, *, now: datetime, policy: RoomPolicy, tz: ZoneInfo
+    session: AsyncSession,
+    ctx: Context,
+    redemption: InviteRedemption,
+    *,
+    policy: RoomPolicy,
+    tz: ZoneInfo,
 ) -> Ticket:
-    """Spend an invitation (once) for a guest join token; the guest waits in the lobby."""
+    """Spend an invitation (once) for a guest join token; the guest waits in the lobby.
+    Public: the invitation is the authorisation, whoever is signed in."""
+    raw, now = redemption.token, ctx.now
     refused = Forbidden("Invitation invalide, expirée ou déjà utilisée.", code="invite_invalid")
-    if not isinstance(raw, str) or not 20 <= len(raw) <= 100:
+    if not 20 <= len(raw) <= 100:
         raise refused
     row = (
         await session.execute(
@@ -243,13 +242,8 @@ async def redeem_invite(
     )
     if spent.scalar_one_or_none() is None:
         raise refused
-    await audit.record(
-        session,
-        "consultation.invite_used",
-        actor=None,
-        target_type="invite",
-        target_id=invite.id,
-        at=now,
+    await audit.event(
+        session, ctx, "consultation.invite_used", target_type="invite", target_id=invite.id
     )
     return _ticket(
         consultation,
@@ -325,20 +319,18 @@ async def record_absence(
 
 async def end(
     session: AsyncSession,
+    ctx: Context,
     consultation_id: int,
+    ending: Ending,
     *,
-    by: User | None,
-    outcome: Any,
-    patient_consent: Any,
-    now: datetime,
     tz: ZoneInfo,
     secret: str,
-    address: str = "",
-    incidents: Any = "",
 ) -> Consultation:
-    """End the consultation (the slot's specialist, or the system when it was left open).
+    """End the consultation (the slot's specialist, or the system when it was left open:
+    a context without a user).
 
     If it took place, one act is logged; ending again changes nothing and logs nothing."""
+    by, now = ctx.user, ctx.now
     consultation = await session.scalar(
         select(Consultation).where(Consultation.id == consultation_id)
     )
@@ -349,15 +341,6 @@ async def end(
         raise NotFound(f"Consultation {consultation_id} introuvable.")
     if by is not None and not (by.role is Role.SPECIALIST and b.slot.specialist_id == by.id):
         raise Forbidden("Seul le spécialiste de la consultation peut la terminer.")
-    if not isinstance(outcome, str) or len(outcome) > 500:
-        raise ValidationError("Compte rendu : 500 caractères au plus.", field="outcome")
-    if not isinstance(incidents, str) or len(incidents) > 500:
-        raise ValidationError("Incidents : 500 caractères au plus.", field="incidents")
-    if not isinstance(patient_consent, bool):
-        raise ValidationError(
-            "« patient_consent » : le consentement du patient a-t-il été recueilli ?",
-            field="patient_consent",
-        )
     ended = await session.execute(
         update(Consultation)
         .where(Consultation.id == consultation_id, Consultation.status != ConsultationStatus.ENDED)
@@ -365,7 +348,7 @@ async def end(
             status=ConsultationStatus.ENDED,
             ended_at=now,
             ended_by_id=by.id if by else None,
-            outcome=outcome.strip(),
+            outcome=ending.outcome,
         )
         .returning(Consultation.started_at)
     )
@@ -398,22 +381,16 @@ async def end(
                 patient_key=acts.patient_key(
                     secret, finess=b.facility_finess, patient_ref=b.patient_ref, ins=b.patient_ins
                 ),
-                patient_consent=patient_consent,
-                incidents=incidents.strip(),
+                patient_consent=ending.patient_consent,
+                incidents=ending.incidents,
             ),
             now=now,
             tz=tz,
             recorded_by=by,
         )
         await booking.complete(session, b.id)
-    await audit.record(
-        session,
-        "consultation.ended",
-        actor=by,
-        address=address,
-        target_type="consultation",
-        target_id=consultation_id,
-        at=now,
+    await audit.event(
+        session, ctx, "consultation.ended", target_type="consultation", target_id=consultation_id
     )
     await session.refresh(consultation)
     return consultation
@@ -443,14 +420,11 @@ async def close_overdue(
         async def close(session: AsyncSession, cid: int = consultation_id) -> Consultation:
             return await end(
                 session,
+                Context(None, now),
                 cid,
-                by=None,
-                outcome="",
-                patient_consent=False,
-                now=now,
+                Ending(patient_consent=False, incidents="clôture automatique après le créneau"),
                 tz=tz,
                 secret=secret,
-                incidents="clôture automatique après le créneau",
             )
 
         await db.run_write(close)

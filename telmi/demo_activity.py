@@ -659,17 +659,17 @@ class _Run:
         ):
             return
         for hours in SCHEDULES[specialist.full_name]:
-            body = {
-                "weekday": hours.weekday,
-                "start": hours.start,
-                "end": hours.end,
-                "slot_minutes": hours.minutes,
-                "buffer_minutes": hours.buffer,
-                "act_types": [t.value for t in hours.acts],
-                "open_on_public_holidays": specialist.full_name in OPEN_ON_HOLIDAYS,
-            }
+            rule = availability.RuleInput(
+                weekday=hours.weekday,
+                start=time.fromisoformat(hours.start),
+                end=time.fromisoformat(hours.end),
+                slot_minutes=hours.minutes,
+                buffer_minutes=hours.buffer,
+                act_types=list(hours.acts),
+                open_on_public_holidays=specialist.full_name in OPEN_ON_HOLIDAYS,
+            )
             _, report = await availability.create_rule(
-                session, specialist, specialist, body, now=self.start, tz=self.tz, weeks=self.weeks
+                session, Context(specialist, self.start), rule, tz=self.tz, weeks=self.weeks
             )
             self.counts["rules"] += 1
             self.counts["slots"] += report.created
@@ -677,21 +677,15 @@ class _Run:
             if absence.specialist != specialist.full_name:
                 continue
             first = self.today + timedelta(days=absence.first_day)
-            body = {
-                "starts_at": datetime.combine(first, time(), tzinfo=self.tz).isoformat(),
-                "ends_at": datetime.combine(
+            away = availability.ExceptionInput(
+                starts_at=datetime.combine(first, time(), tzinfo=self.tz),
+                ends_at=datetime.combine(
                     first + timedelta(days=absence.days), time(), tzinfo=self.tz
-                ).isoformat(),
-                "reason": absence.reason,
-            }
+                ),
+                reason=absence.reason,
+            )
             await availability.create_exception(
-                session,
-                specialist,
-                specialist,
-                body,
-                now=self.start + D,
-                tz=self.tz,
-                weeks=self.weeks,
+                session, Context(specialist, self.start + D), away, tz=self.tz, weeks=self.weeks
             )
             self.counts["absences"] += 1
 
@@ -830,10 +824,10 @@ class _Run:
         start = slot.starts_at
         early = timedelta(minutes=min(self.policy.opens_minutes, 3))
         ticket = await consultations.join_ticket(
-            session, staff, booking_id, now=start - early, policy=self.policy, tz=self.tz
+            session, Context(staff, start - early), booking_id, policy=self.policy, tz=self.tz
         )
         await consultations.join_ticket(
-            session, specialist, booking_id, now=start, policy=self.policy, tz=self.tz
+            session, Context(specialist, start), booking_id, policy=self.policy, tz=self.tz
         )
         minute = timedelta(minutes=1)
         for user, role, at in ((specialist, "specialist", start), (staff, "staff", start + minute)):
@@ -842,16 +836,18 @@ class _Run:
             )
         length = int((slot.ends_at - start).total_seconds() // 60)
         minutes = max(5, length - 2 - rng.randint(0, 6))
-        await consultations.end(
-            session,
-            ticket.consultation_id,
-            by=specialist,
+        ending = consultations.Ending(
             outcome=rng.choice(OUTCOMES),
             patient_consent=True,
-            now=start + timedelta(minutes=2 + minutes),
+            incidents="coupure du son, reprise après une minute" if rng.random() < 0.15 else "",
+        )
+        await consultations.end(
+            session,
+            Context(specialist, start + timedelta(minutes=2 + minutes)),
+            ticket.consultation_id,
+            ending,
             tz=self.tz,
             secret=self.settings.secret_key,
-            incidents="coupure du son, reprise après une minute" if rng.random() < 0.15 else "",
         )
         self.counts["consultations"] += 1
         self.counts["acts"] += 1
@@ -882,7 +878,7 @@ class _Run:
         """Upload as the API does: all cleaned first, stored in the request's transaction."""
         wound = ask.specialty != "dermatologie"
         cleaned = await asyncio.to_thread(_clean_photos, ask.ref, indexes, wound)
-        await expertise.add_photos(session, staff, request_id, cleaned, now=at)
+        await expertise.add_photos(session, Context(staff, at), request_id, cleaned)
         for photo in cleaned:
             await self.store.save(session, photo)
         self.counts["photos"] += len(cleaned)
@@ -902,24 +898,23 @@ class _Run:
             if ask.sent < 2 * D
             else self._office_hours(ask.sent.days, f"{ask.ref}:sent")
         )
-        body: dict[str, object] = {
-            "specialty": ask.specialty,
-            "urgency": ask.urgency.value,
-            "consent_recorded": True,
-            "patient_ref": ask.ref,
-            "question": ask.question,
-            "clinical_context": ask.context,
-        }
-        if ask.named:
-            body["specialist_id"] = specialist.id
+        new = expertise.NewRequest(
+            specialty=ask.specialty,
+            specialist_id=specialist.id if ask.named else None,
+            urgency=ask.urgency,
+            consent_recorded=True,
+            patient_ref=ask.ref,
+            question=ask.question,
+            clinical_context=ask.context,
+        )
         minute = timedelta(minutes=1)
-        request = await expertise.create(session, staff, body, now=sent - 20 * minute)
+        request = await expertise.create(session, Context(staff, sent - 20 * minute), new)
         self.counts["expertise_requests"] += 1
         await self._photos(session, staff, request.id, ask, range(ask.photos), sent - 15 * minute)
         if ask.state is S.DRAFT:
             return
         url = self.url
-        await expertise.send(session, staff, request.id, now=sent, public_url=url)
+        await expertise.send(session, Context(staff, sent), request.id, public_url=url)
         if ask.state is S.SENT:
             return
         if ask.state is S.EXPIRED:  # the overdue job: a reminder, then expiry two weeks later
@@ -931,17 +926,25 @@ class _Run:
             return
         if ask.state is S.DECLINED:
             await expertise.decline(
-                session, specialist, request.id, DECLINE_TEXT, now=sent + 4 * H, public_url=url
+                session,
+                Context(specialist, sent + 4 * H),
+                request.id,
+                expertise.ExpertiseDecline(body=DECLINE_TEXT),
+                public_url=url,
             )
             return
         taken = sent + 2 * H
-        await expertise.take(session, specialist, request.id, now=taken, public_url=url)
+        await expertise.take(session, Context(specialist, taken), request.id, public_url=url)
         if ask.state is S.TAKEN:
             return
         answered = taken + 2 * H
         if ask.state is S.NEEDS_INFORMATION or ask.asked:
             await expertise.ask(
-                session, specialist, request.id, ASK_TEXT, now=taken + H, public_url=url
+                session,
+                Context(specialist, taken + H),
+                request.id,
+                expertise.ExpertiseNote(body=ASK_TEXT),
+                public_url=url,
             )
             if ask.state is S.NEEDS_INFORMATION:
                 return
@@ -949,15 +952,18 @@ class _Run:
                 session, staff, request.id, ask, range(ask.photos, ask.photos + 1), taken + 18 * H
             )
             await expertise.reply(
-                session, staff, request.id, REPLY_TEXT, now=taken + 19 * H, public_url=url
+                session,
+                Context(staff, taken + 19 * H),
+                request.id,
+                expertise.ExpertiseNote(body=REPLY_TEXT),
+                public_url=url,
             )
             answered = taken + 21 * H
         await expertise.answer(
             session,
-            specialist,
+            Context(specialist, answered),
             request.id,
-            ask.answer,
-            now=answered,
+            expertise.ExpertiseAnswer(body=ask.answer),
             tz=self.tz,
             secret=self.settings.secret_key,
             public_url=url,
@@ -1090,16 +1096,11 @@ class _Run:
         """Earlier runs' one-day rules, their day past, leave « Mes disponibilités » (the
         slots booked from them stay, as every booked slot does)."""
         today = self.now.astimezone(self.tz).date()
-        for rule in await availability.list_rules(session, self.morel):
+        ctx, hers = Context(self.morel, self.now), availability.AvailabilityQuery()
+        for rule in await availability.list_rules(session, ctx, hers):
             if rule.valid_until is not None and rule.valid_from == rule.valid_until < today:
                 await availability.delete_rule(
-                    session,
-                    self.morel,
-                    self.morel,
-                    rule.id,
-                    now=self.now,
-                    tz=self.tz,
-                    weeks=self.weeks,
+                    session, ctx, rule.id, hers, tz=self.tz, weeks=self.weeks
                 )
 
     async def _one_day_rule(
@@ -1116,25 +1117,23 @@ class _Run:
             wall_end = datetime.combine(local.date(), local.time()) + timedelta(minutes=minutes)
             if wall_end.date() != local.date():
                 continue  # a rule's slots never cross midnight: the 00:00 one will do
-            body = {
-                "weekday": local.weekday(),
-                "start": f"{local:%H:%M}",
-                "end": f"{wall_end:%H:%M}",
-                "slot_minutes": minutes,
-                "act_types": [TC.value],
-                "valid_from": local.date().isoformat(),
-                "valid_until": local.date().isoformat(),
-                "open_on_public_holidays": True,
-            }
-            at, tz, weeks = booked_at, self.tz, self.weeks
+            rule = availability.RuleInput(
+                weekday=local.weekday(),
+                start=local.time().replace(second=0, microsecond=0),
+                end=wall_end.time().replace(second=0, microsecond=0),
+                slot_minutes=minutes,
+                act_types=[TC],
+                valid_from=local.date(),
+                valid_until=local.date(),
+                open_on_public_holidays=True,
+            )
+            at, tz, weeks = Context(self.morel, booked_at), self.tz, self.weeks
             if not any(
-                p.start == start for p in availability.preview(body, now=at, tz=tz, weeks=weeks)
+                p.start == start for p in availability.preview(at, rule, tz=tz, weeks=weeks)
             ):
                 return None  # DST: that wall-clock time is not this instant today
             try:
-                _, report = await availability.create_rule(
-                    session, self.morel, self.morel, body, now=at, tz=tz, weeks=weeks
-                )
+                _, report = await availability.create_rule(session, at, rule, tz=tz, weeks=weeks)
             except Conflict:
                 continue  # overlaps her hours or an earlier such rule: a shorter one may not
             self.counts["rules"] += 1

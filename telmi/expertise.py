@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import pydantic
+from pydantic import ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import acts, audit, booking, notify
+from telmi import acts, audit, notify
+from telmi.context import Context
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ActType,
@@ -32,7 +36,7 @@ from telmi.models import (
     User,
 )
 from telmi.photos import MAX_PHOTOS, Photo
-from telmi.values import check_id
+from telmi.values import Body, Consent, Id, PatientRef, text
 
 WITHIN = {
     ExpertiseUrgency.H24: timedelta(hours=24),
@@ -71,14 +75,54 @@ class Thread:
     photos: list[ExpertiseAttachment]
 
 
-def _text(value: Any, name: str, limit: int, *, required: bool) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str) or len(value) > limit:
-        raise ValidationError(f"« {name} » : texte de {limit} caractères au plus.", field=name)
-    if required and not value.strip():
-        raise ValidationError(f"« {name} » est requis.", field=name)
-    return value.strip()
+# --- what the requests carry ------------------------------------------------------------------
+
+CONSENT_MISSING = "Le consentement du patient à la téléexpertise doit être recueilli."
+
+
+def _consent_asked(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Anything but `true` is the one sentence the staff know, whatever the JSON held."""
+    try:
+        return handler(value)
+    except pydantic.ValidationError:
+        raise PydanticCustomError("consent", CONSENT_MISSING) from None
+
+
+def _required(name: str) -> str:
+    return f"« {name} » est requis."
+
+
+class NewRequest(Body):
+    """A draft for the caller's facility, to a specialty or one of its specialists."""
+
+    specialty: text(40, required=_required("specialty"))  # type: ignore[valid-type]
+    specialist_id: Id | None = None
+    urgency: ExpertiseUrgency = ExpertiseUrgency.H72
+    consent_recorded: Annotated[Consent, WrapValidator(_consent_asked)]
+    patient_ref: PatientRef
+    question: text(4000, required=_required("question"))  # type: ignore[valid-type]
+    clinical_context: text(8000) = ""  # type: ignore[valid-type]
+
+
+class ExpertiseNote(Body):
+    """A question of the specialist, or the facility's reply to it."""
+
+    body: text(4000, required=_required("body"))  # type: ignore[valid-type]
+
+
+class ExpertiseAnswer(Body):
+    """The specialist's answer."""
+
+    body: text(8000, required=_required("body"))  # type: ignore[valid-type]
+
+
+class ExpertiseDecline(Body):
+    """Why the specialist declines."""
+
+    body: text(2000, required=_required("body"))  # type: ignore[valid-type]
+
+
+# --- who sees what ----------------------------------------------------------------------------
 
 
 def may_see(user: User, request: ExpertiseRequest, specialty_id: int | None = None) -> bool:
@@ -102,65 +146,45 @@ async def _load(session: AsyncSession, request_id: int, user: User) -> Expertise
     return found
 
 
-async def create(
-    session: AsyncSession, user: User, body: dict[str, Any], *, now: datetime
-) -> ExpertiseRequest:
+async def create(session: AsyncSession, ctx: Context, new: NewRequest) -> ExpertiseRequest:
     """A draft for the staff member's facility (sent with `send`, once its photos are in)."""
+    user = ctx.caller
     if user.role is not Role.STAFF or user.facility_id is None:
         raise Forbidden("Seul le personnel d'un établissement demande une téléexpertise.")
-    code = _text(body.get("specialty"), "specialty", 40, required=True)
-    specialty = await session.scalar(select(Specialty).where(Specialty.code == code))
+    specialty = await session.scalar(select(Specialty).where(Specialty.code == new.specialty))
     if specialty is None:
         raise ValidationError("Spécialité inconnue.", field="specialty")
-    specialist_id = body.get("specialist_id")
-    if specialist_id is not None:
-        specialist_id = check_id(specialist_id, "specialist_id")
-        named = await session.get(User, specialist_id)
+    if new.specialist_id is not None:
+        named = await session.get(User, new.specialist_id)
         if named is None or named.role is not Role.SPECIALIST or named.specialty_id != specialty.id:
             raise ValidationError(
                 "Ce spécialiste n'exerce pas cette spécialité.", field="specialist_id"
             )
-    try:
-        urgency = ExpertiseUrgency(body.get("urgency", "72h"))
-    except ValueError:
-        raise ValidationError("« urgency » vaut 24h, 72h ou 7d.", field="urgency") from None
-    consent = body.get("consent_recorded")
-    if consent is not True:
-        raise ValidationError(
-            "Le consentement du patient à la téléexpertise doit être recueilli.",
-            field="consent_recorded",
-        )
     request = ExpertiseRequest(
         facility_id=user.facility_id,
         requested_by_id=user.id,
         specialty_id=specialty.id,
-        specialist_id=specialist_id,
-        patient_ref=booking.check_patient_ref(body.get("patient_ref")),
+        specialist_id=new.specialist_id,
+        patient_ref=new.patient_ref,
         consent_recorded=True,
-        question=_text(body.get("question"), "question", 4000, required=True),
-        clinical_context=_text(
-            body.get("clinical_context"), "clinical_context", 8000, required=False
-        ),
-        urgency=urgency,
+        question=new.question,
+        clinical_context=new.clinical_context,
+        urgency=new.urgency,
         status=ExpertiseStatus.DRAFT,
-        created_at=now,
+        created_at=ctx.now,
     )
     session.add(request)
     await session.flush()
-    await audit.record(
-        session,
-        "expertise.created",
-        actor=user,
-        target_type="expertise",
-        target_id=request.id,
-        at=now,
+    await audit.event(
+        session, ctx, "expertise.created", target_type="expertise", target_id=request.id
     )
     return request
 
 
 async def add_photos(
-    session: AsyncSession, user: User, request_id: int, photos: list[Photo], *, now: datetime
+    session: AsyncSession, ctx: Context, request_id: int, photos: list[Photo]
 ) -> list[ExpertiseAttachment]:
+    user, now = ctx.caller, ctx.now
     request = await _load(session, request_id, user)
     if user.role is not Role.STAFF or request.status not in (
         ExpertiseStatus.DRAFT,
@@ -191,13 +215,12 @@ async def add_photos(
     ]
     session.add_all(rows)
     await session.flush()
-    await audit.record(
+    await audit.event(
         session,
+        ctx,
         "expertise.photos_added",
-        actor=user,
         target_type="expertise",
         target_id=request.id,
-        at=now,
         count=len(rows),
     )
     return rows
@@ -241,8 +264,9 @@ async def _notify(
 
 
 async def send(
-    session: AsyncSession, user: User, request_id: int, *, now: datetime, public_url: str
+    session: AsyncSession, ctx: Context, request_id: int, *, public_url: str
 ) -> ExpertiseRequest:
+    user, now = ctx.caller, ctx.now
     request = await _load(session, request_id, user)
     if user.role is not Role.STAFF:
         raise Forbidden()
@@ -265,9 +289,7 @@ async def send(
         public_url,
         "sent",
     )
-    await audit.record(
-        session, "expertise.sent", actor=user, target_type="expertise", target_id=request.id, at=now
-    )
+    await audit.event(session, ctx, "expertise.sent", target_type="expertise", target_id=request.id)
     return request
 
 
@@ -296,8 +318,9 @@ def _specialist(user: User) -> None:
 
 
 async def take(
-    session: AsyncSession, user: User, request_id: int, *, now: datetime, public_url: str
+    session: AsyncSession, ctx: Context, request_id: int, *, public_url: str
 ) -> ExpertiseRequest:
+    user, now = ctx.caller, ctx.now
     _specialist(user)
     request = await _load(session, request_id, user)
     await _transition(
@@ -340,10 +363,10 @@ async def _message(
 
 
 async def ask(
-    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+    session: AsyncSession, ctx: Context, request_id: int, note: ExpertiseNote, *, public_url: str
 ) -> ExpertiseRequest:
+    user, now = ctx.caller, ctx.now
     _specialist(user)
-    text = _text(body, "body", 4000, required=True)
     request = await _load(session, request_id, user)
     await _transition(
         session,
@@ -353,7 +376,7 @@ async def ask(
         "Prenez d'abord la demande en charge.",
         status=ExpertiseStatus.NEEDS_INFORMATION,
     )
-    await _message(session, request, user, "question", text, now)
+    await _message(session, request, user, "question", note.body, now)
     await _notify(
         session,
         request,
@@ -367,11 +390,11 @@ async def ask(
 
 
 async def reply(
-    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+    session: AsyncSession, ctx: Context, request_id: int, note: ExpertiseNote, *, public_url: str
 ) -> ExpertiseRequest:
+    user, now = ctx.caller, ctx.now
     if user.role is not Role.STAFF:
         raise Forbidden()
-    text = _text(body, "body", 4000, required=True)
     request = await _load(session, request_id, user)
     await _transition(
         session,
@@ -381,7 +404,7 @@ async def reply(
         "Aucun complément n'est demandé.",
         status=ExpertiseStatus.TAKEN,
     )
-    await _message(session, request, user, "information", text, now)
+    await _message(session, request, user, "information", note.body, now)
     if request.assigned_to_id:
         await _notify(
             session,
@@ -397,18 +420,17 @@ async def reply(
 
 async def answer(
     session: AsyncSession,
-    user: User,
+    ctx: Context,
     request_id: int,
-    body: Any,
+    given: ExpertiseAnswer,
     *,
-    now: datetime,
     tz: ZoneInfo,
     secret: str,
     public_url: str,
 ) -> ExpertiseRequest:
     """The answer, and the one téléexpertise act it is."""
+    user, now = ctx.caller, ctx.now
     _specialist(user)
-    text = _text(body, "body", 8000, required=True)
     request = await _load(session, request_id, user)
     await _transition(
         session,
@@ -419,7 +441,7 @@ async def answer(
         status=ExpertiseStatus.ANSWERED,
         answered_at=now,
     )
-    await _message(session, request, user, "answer", text, now)
+    await _message(session, request, user, "answer", given.body, now)
     facility = await session.get(Facility, request.facility_id)
     specialty = await session.get(Specialty, request.specialty_id)
     requester = await session.get(User, request.requested_by_id)
@@ -462,10 +484,15 @@ async def answer(
 
 
 async def decline(
-    session: AsyncSession, user: User, request_id: int, body: Any, *, now: datetime, public_url: str
+    session: AsyncSession,
+    ctx: Context,
+    request_id: int,
+    reason: ExpertiseDecline,
+    *,
+    public_url: str,
 ) -> ExpertiseRequest:
+    user, now = ctx.caller, ctx.now
     _specialist(user)
-    text = _text(body, "body", 2000, required=True)
     request = await _load(session, request_id, user)
     await _transition(
         session,
@@ -475,7 +502,7 @@ async def decline(
         "Cette demande ne peut plus être déclinée.",
         status=ExpertiseStatus.DECLINED,
     )
-    await _message(session, request, user, "declined", text, now)
+    await _message(session, request, user, "declined", reason.body, now)
     await _notify(
         session,
         request,
@@ -489,10 +516,8 @@ async def decline(
     return request
 
 
-async def thread(
-    session: AsyncSession, user: User, request_id: int, *, now: datetime, address: str = ""
-) -> Thread:
-    request = await _load(session, request_id, user)
+async def thread(session: AsyncSession, ctx: Context, request_id: int) -> Thread:
+    request = await _load(session, request_id, ctx.caller)
     specialty = await session.get(Specialty, request.specialty_id)
     facility = await session.get(Facility, request.facility_id)
     requester = await session.get(User, request.requested_by_id)
@@ -510,45 +535,30 @@ async def thread(
             .order_by(ExpertiseAttachment.id)
         )
     )
-    await audit.record(
-        session,
-        "expertise.read",
-        actor=user,
-        address=address,
-        target_type="expertise",
-        target_id=request.id,
-        at=now,
-    )
+    await audit.event(session, ctx, "expertise.read", target_type="expertise", target_id=request.id)
     assert specialty is not None and facility is not None and requester is not None
     return Thread(
         request, specialty, facility, requester, assignee, [(m, n) for m, n in rows], photos
     )
 
 
-async def photo(
-    session: AsyncSession, user: User, attachment_id: int, *, now: datetime, address: str = ""
-) -> ExpertiseAttachment:
+async def photo(session: AsyncSession, ctx: Context, attachment_id: int) -> ExpertiseAttachment:
     found = await session.get(ExpertiseAttachment, attachment_id)
     try:
         if found is None:
             raise NotFound()
-        await _load(session, found.request_id, user)
+        await _load(session, found.request_id, ctx.caller)
     except NotFound:
         raise NotFound("Photo introuvable.") from None  # missing or not theirs: one answer
-    await audit.record(
-        session,
-        "expertise.photo_viewed",
-        actor=user,
-        address=address,
-        target_type="expertise_photo",
-        target_id=found.id,
-        at=now,
+    await audit.event(
+        session, ctx, "expertise.photo_viewed", target_type="expertise_photo", target_id=found.id
     )
     return found
 
 
-async def listing(session: AsyncSession, user: User) -> list[ExpertiseRequest]:
+async def listing(session: AsyncSession, ctx: Context) -> list[ExpertiseRequest]:
     """Staff: their facility's requests, newest first. Specialists: the inbox, by due date."""
+    user = ctx.caller
     if user.role is Role.STAFF:
         query = (
             select(ExpertiseRequest)

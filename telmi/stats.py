@@ -9,24 +9,32 @@ dimensions), and a patient counts only where their net acts are positive.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
+import pydantic
 import sqlalchemy as sa
+from pydantic import AfterValidator, BeforeValidator, Field, WrapValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import ColumnElement, Select, String, Table, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi.availability import parse_date
+from telmi import values
 from telmi.errors import ValidationError
 from telmi.models import Act, ActMonth, ActType, Departement, FacilityCategory, Specialty
 
-TIME_KEYS = ("year", "quarter", "month", "week")
-DIMENSIONS = ("region", "departement", "facility_category", "facility", "specialty", "act_type")
+TimeKey = Literal["year", "quarter", "month", "week"]
+Dimension = Literal[
+    "region", "departement", "facility_category", "facility", "specialty", "act_type"
+]
+GroupKey = Literal[TimeKey, Dimension]
+Measure = Literal["acts", "patients", "duration"]
+TIME_KEYS: tuple[str, ...] = get_args(TimeKey)
+DIMENSIONS: tuple[str, ...] = get_args(Dimension)
 GROUP_KEYS = TIME_KEYS + DIMENSIONS
-MEASURES = ("acts", "patients", "duration")
+MEASURES: tuple[str, ...] = get_args(Measure)
 DEFAULT_THRESHOLD = 11
 _COLUMNS = {
     "region": "region_code",
@@ -35,16 +43,6 @@ _COLUMNS = {
     "facility": "facility_finess",
     "specialty": "specialty_code",
     "act_type": "act_type",
-}
-_FILTER_PATTERNS = {
-    "region": re.compile(r"^\d{2,3}$"),
-    "departement": re.compile(r"^(\d{2,3}|2[AB])$"),
-    "facility": re.compile(r"^[0-9AB]{9}$"),
-    "specialty": re.compile(r"^[a-z0-9-]{1,40}$"),
-}
-_ENUMS: dict[str, type[ActType] | type[FacilityCategory]] = {
-    "act_type": ActType,
-    "facility_category": FacilityCategory,
 }
 _ACTS: Table = Act.__table__  # type: ignore[assignment]
 _MONTHS: Table = ActMonth.__table__  # type: ignore[assignment]
@@ -102,67 +100,141 @@ def _years_back(day: date) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
-# --- parsing ------------------------------------------------------------------------------------
+# --- the query string ---------------------------------------------------------------------------
 
 
-def _list(params: Mapping[str, str], name: str) -> list[str]:
-    return [v.strip() for v in params.get(name, "").split(",") if v.strip()]
+def _listed(item: Any, what: str, choices: Sequence[str] = ()) -> Any:
+    """A list given by repeating the parameter or as comma-separated values (both may mix);
+    a bad value is named with its parameter, not its position. A blank one is refused: a
+    filter on nothing, or a grouping by nothing, is a mistake the schema does not allow."""
+    possible = f" (possibles : {', '.join(choices)})" if choices else ""
+
+    def split(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+        given = [value] if isinstance(value, str) else value
+        if isinstance(given, list | tuple) and all(isinstance(v, str) for v in given):
+            given = [part.strip() for v in given for part in v.split(",") if part.strip()]
+            if not given:
+                raise PydanticCustomError("empty", "{what} vide", {"what": what})
+        try:
+            return handler(given)
+        except pydantic.ValidationError as exc:
+            bad = str(exc.errors(include_url=False)[0].get("input", ""))[:40]
+            raise PydanticCustomError(
+                "unknown_value",
+                "{what} « {bad} » invalide{possible}",
+                {"what": what, "bad": bad, "possible": possible},
+            ) from None
+
+    return Annotated[list[item], WrapValidator(split)]  # type: ignore[valid-type]
 
 
-def parse(params: Mapping[str, str], *, today: date, extra: Sequence[str] = ()) -> Query:
-    """Read a query string; every mistake names its parameter."""
-    allowed = {"group_by", "from", "to", "measures", *DIMENSIONS, *extra}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValidationError(
-            f"Paramètre inconnu : « {unknown[0]} ». Filtres possibles : {', '.join(DIMENSIONS)}.",
-            field=unknown[0],
-        )
-    group_by = _list(params, "group_by")
-    for name in group_by:
-        if name not in GROUP_KEYS:
-            raise ValidationError(
-                f"Regroupement inconnu « {name} » ; possibles : {', '.join(GROUP_KEYS)}.",
-                field="group_by",
-            )
+def _one_period(group_by: list[str]) -> list[str]:
     if len(set(group_by)) != len(group_by):
-        raise ValidationError("Regroupement en double.", field="group_by")
+        raise PydanticCustomError("duplicate", "regroupement en double")
     if len([k for k in group_by if k in TIME_KEYS]) > 1:
-        raise ValidationError(
-            "Une seule période de regroupement (year, quarter, month ou week).", field="group_by"
+        raise PydanticCustomError(
+            "periods", "une seule période de regroupement (year, quarter, month ou week)"
         )
-    start = parse_date(params["from"], "from") if params.get("from") else date(today.year, 1, 1)
-    last = parse_date(params["to"], "to") if params.get("to") else today
+    return group_by
+
+
+def _yes_no(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() in ("1", "true", "oui"):
+            return True
+        if value.lower() in ("0", "false", "non"):
+            return False
+        raise PydanticCustomError("yes_no", "vaut 1 ou 0")
+    return value
+
+
+RegionCode = Annotated[str, Field(pattern=r"^\d{2,3}$")]
+DepartementCode = Annotated[str, Field(pattern=r"^(\d{2,3}|2[AB])$")]
+FacilityFiness = Annotated[str, Field(pattern=r"^[0-9AB]{9}$")]
+SpecialtyCode = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,40}$")]
+FILTER = "filter: repeat the parameter or separate the values with commas"
+
+
+class StatsFilters(values.Query):
+    """The period, the filters and the output of a statistics request. A parameter this
+    does not name is refused: a mistyped filter must not widen the answer silently."""
+
+    refuse_unknown: ClassVar[bool] = True
+
+    start: values.LocalDate | None = Field(
+        None, alias="from", description="first day (default: 1 January of the year of `to`)"
+    )
+    end: values.LocalDate | None = Field(
+        None,
+        alias="to",
+        description="last day, inclusive (default: today; for a `from` ahead, 31 December)",
+    )
+    region: _listed(RegionCode, "région") = Field([], description=FILTER)  # type: ignore[valid-type]
+    departement: _listed(DepartementCode, "département") = Field([], description=FILTER)  # type: ignore[valid-type]
+    facility_category: _listed(  # type: ignore[valid-type]
+        FacilityCategory, "catégorie", [c.value for c in FacilityCategory]
+    ) = Field([], description=FILTER)
+    facility: _listed(FacilityFiness, "FINESS") = Field([], description=FILTER)  # type: ignore[valid-type]
+    specialty: _listed(SpecialtyCode, "spécialité") = Field([], description=FILTER)  # type: ignore[valid-type]
+    act_type: _listed(ActType, "type d'acte", [t.value for t in ActType]) = Field(  # type: ignore[valid-type]
+        [], description=FILTER
+    )
+    format: Literal["json", "csv"] = "json"
+    sep: Literal[",", ";"] = Field(",", description="CSV separator (; gives decimal commas)")
+    publication: Annotated[bool, BeforeValidator(_yes_no)] = Field(
+        False, description=f"mask counts below {DEFAULT_THRESHOLD} (statistical secrecy)"
+    )
+    threshold: int | None = Field(
+        None, ge=2, le=1000, description="mask counts below this (overrides publication)"
+    )
+
+    @property
+    def masking(self) -> int | None:
+        """The publication threshold asked for, if any."""
+        if self.threshold is not None:
+            return self.threshold
+        return DEFAULT_THRESHOLD if self.publication else None
+
+
+class ActStatsQuery(StatsFilters):
+    group_by: Annotated[
+        _listed(GroupKey, "regroupement", GROUP_KEYS),  # type: ignore[valid-type]
+        AfterValidator(_one_period),
+    ] = Field(
+        [],
+        description="at most one of year, quarter, month, week, and any of "
+        + ", ".join(DIMENSIONS)
+        + " (repeated or comma-separated)",
+    )
+    measures: _listed(Measure, "mesure", MEASURES) = Field(  # type: ignore[valid-type]
+        [], description="subset of acts, patients, duration (default: all)"
+    )
+
+
+class MonthlyReportQuery(StatsFilters):
+    """The monthly report is grouped by month and has its own columns."""
+
+
+def build_query(asked: StatsFilters, *, today: date) -> Query:
+    """The service query of a request. The period defaults to the year to date; a lone
+    `to` starts on the 1st of January of its year, a lone `from` ahead ends with its year."""
+    last = asked.end or (today if asked.start is None or asked.start <= today else None)
+    start = asked.start or date((last or today).year, 1, 1)
+    last = last or date(start.year, 12, 31)  # a period ahead: its year
     if last < start:
         raise ValidationError("« to » précède « from ».", field="to")
     if start.year < 2000 or last.year > today.year + 1:
         raise ValidationError("Période hors des bornes (2000 à l'an prochain).", field="from")
-    filters: dict[str, tuple[str, ...]] = {}
-    for name in DIMENSIONS:
-        values = _list(params, name)
-        if not values and name in params:
-            raise ValidationError(f"Filtre « {name} » vide.", field=name)
-        for value in values:
-            enum_type = _ENUMS.get(name)
-            valid = (
-                value in {m.value for m in enum_type}
-                if enum_type
-                else bool(_FILTER_PATTERNS[name].match(value))
-            )
-            if not valid:
-                raise ValidationError(
-                    f"Valeur « {value[:40]} » invalide pour « {name} ».", field=name
-                )
-        if values:
-            filters[name] = tuple(values)
-    measures = tuple(_list(params, "measures")) or MEASURES
-    for name in measures:
-        if name not in MEASURES:
-            raise ValidationError(
-                f"Mesure inconnue « {name} » ; possibles : {', '.join(MEASURES)}.",
-                field="measures",
-            )
-    return Query(start, last + timedelta(days=1), tuple(group_by), filters, measures)
+    filters = {
+        name: tuple(str(v) for v in getattr(asked, name))
+        for name in DIMENSIONS
+        if getattr(asked, name)
+    }
+    if isinstance(asked, ActStatsQuery):
+        group_by, measures = tuple(asked.group_by), tuple(asked.measures) or MEASURES
+    else:
+        group_by, measures = (), MEASURES
+    return Query(start, last + timedelta(days=1), group_by, filters, measures)
 
 
 # --- SQL ----------------------------------------------------------------------------------------

@@ -95,7 +95,19 @@ def _empty_is_none(value: Any) -> Any:
 
 # --- the types -------------------------------------------------------------------------------
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 3.0 as an integer; so does the server (never "3", never true)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def integer(ge: int, le: int) -> Any:
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
+Id = integer(1, MAX_ID)
 
 
 def _trimmed(text: str) -> str:
@@ -177,6 +189,7 @@ Ins = Annotated[
     WithJsonSchema(
         {
             "type": "string",
+            "format": "ins",
             "pattern": INS_PATTERN,
             "description": "INS (NIR) with its 2-digit key: 97 - (the 13 first mod 97)",
         }
@@ -216,7 +229,7 @@ ActTypeValue = ActType
 def _hhmm(value: Any) -> Any:
     if isinstance(value, str) and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
         raise PydanticCustomError("hhmm", "une heure HH:MM")
-    return value
+    return time.fromisoformat(value) if isinstance(value, str) else value  # strict JSON too
 
 
 LocalTime = Annotated[
@@ -227,7 +240,29 @@ LocalTime = Annotated[
 ]
 """A wall-clock time in Europe/Paris, `HH:MM`."""
 
-LocalDate = date
+_NUMBER = re.compile(r"\s*([-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?)?\s*")
+
+
+def _iso(kind: type[date], message: str, shape: str = r".*") -> Any:
+    """Text to a date or date-time the way pydantic's JSON parser reads it, before the strict
+    check (which wants the object); but never a number, which lax parsing would take for a
+    Unix time ("0.5")."""
+    parser = pydantic.TypeAdapter(kind)
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if _NUMBER.fullmatch(value) or not re.fullmatch(shape, value):
+            raise PydanticCustomError("iso_8601", message)
+        try:
+            return parser.validate_strings(value)
+        except pydantic.ValidationError:
+            raise PydanticCustomError("iso_8601", message) from None
+
+    return BeforeValidator(read)
+
+
+LocalDate = Annotated[date, _iso(date, "une date AAAA-MM-JJ", r"[0-9]{4}-[0-9]{2}-[0-9]{2}")]
 """A calendar day in Europe/Paris, `YYYY-MM-DD`."""
 
 
@@ -237,7 +272,11 @@ def _aware(value: Any) -> Any:
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(_aware)]
+Instant = Annotated[
+    datetime,
+    _iso(datetime, "une date-heure ISO 8601 avec fuseau (ex. 2026-03-02T14:30:00+01:00)"),
+    AfterValidator(_aware),
+]
 """An instant: ISO 8601 / RFC 3339 with its offset (`2026-03-02T14:30:00+01:00`)."""
 
 Consent = Annotated[
@@ -285,8 +324,9 @@ _MESSAGES = {
 def _message(error: Mapping[str, Any]) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        low, high = ctx.get("ge", ctx.get("gt")), ctx.get("le", ctx.get("lt"))
-        return f"hors des bornes ({'≥ ' + str(low) if low is not None else '≤ ' + str(high)})"
+        bound = {"greater_than_equal": "≥", "less_than_equal": "≤", "greater_than": ">"}
+        sign = bound.get(kind, "<")
+        return f"doit être {sign} {next(iter(ctx.values()), '')}"
     if kind == "string_too_short":
         return "est obligatoire" if ctx.get("min_length") == 1 else "texte trop court"
     if kind == "string_too_long":
@@ -333,12 +373,3 @@ def parse_json(model: type[M], raw: bytes) -> M:
         return model.model_validate_json(raw)
     except pydantic.ValidationError as exc:
         raise invalid(exc) from None
-
-
-def check_id(value: Any, field: str, *, digits: bool = False) -> int:
-    """An id: a JSON integer, or with `digits` also its decimal text (a query string)."""
-    if digits and isinstance(value, str) and value.isdigit() and len(value) <= 10:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise ValidationError(f"« {field} » : un identifiant entier de 1 à {MAX_ID}.", field=field)
-    return value

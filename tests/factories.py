@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import accounts, acts
+from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import finess_for, rpps_for
 from telmi.models import (
@@ -145,7 +146,7 @@ async def make_slot(
 
 async def bearer(db: Database, user: User) -> dict[str, str]:
     async with db.write() as session:
-        _, raw = await accounts.create_token(session, user, now=NOW)
+        _, raw = await accounts.create_token(session, Context(user, NOW), accounts.NewToken())
     return {"Authorization": f"Bearer {raw}"}
 
 

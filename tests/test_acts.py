@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from scheduling.clock import FrozenClock
 from telmi import acts
+from telmi.acts import ActCancellation
+from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActMonth, ActType, AuditEvent, FacilityCategory, Role
@@ -234,12 +236,17 @@ async def test_a_cancelling_entry_nets_the_act_out_of_the_rollup(
     )
     async with db.write() as session:
         entry = await acts.cancel(
-            session, wrong.id, reason="Doublon", by=world["specialist"], now=NOW
+            session, Context(world["specialist"], NOW), wrong.id, ActCancellation(reason="Doublon")
         )
     assert (entry.sign, entry.cancels_act_id, entry.duration_seconds) == (-1, wrong.id, 1800)
     async with db.write() as session:
         with pytest.raises(acts.AlreadyCancelled):
-            await acts.cancel(session, wrong.id, reason="Encore", by=world["specialist"], now=NOW)
+            await acts.cancel(
+                session,
+                Context(world["specialist"], NOW),
+                wrong.id,
+                ActCancellation(reason="Encore"),
+            )
     async with db.read() as session:
         cell = (await session.execute(select(ActMonth.acts, ActMonth.duration_seconds))).one()
     assert tuple(cell) == (1, kept.duration_seconds)
@@ -372,6 +379,95 @@ async def test_bad_declarations_name_the_field_and_write_nothing(
     assert await _count(db) == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"colour": "bleu"}, "colour"),
+        ({"duration_minutes": True}, "duration_minutes"),
+        ({"duration_minutes": "15"}, "duration_minutes"),
+        ({"duration_minutes": 1441}, "duration_minutes"),
+        ({"specialist_rpps": "123"}, "specialist_rpps"),
+        ({"requester_role": "   "}, "requester_role"),
+        ({"incidents": "x" * 501}, "incidents"),
+        ({"source_key": "k" * 112}, "source_key"),
+        ({"occurred_at": "2026-03-02T14:30:00"}, "occurred_at"),
+    ],
+)
+async def test_the_declaration_model_refuses_what_the_schema_does(
+    client: TestClient, db: Database, world: dict[str, Any], change: dict[str, Any], field: str
+) -> None:
+    headers = await bearer(db, world["specialist"])
+    response = await client.post(
+        "/api/acts", json={**_declaration(world["facility"].finess), **change}, headers=headers
+    )
+    assert response.status == 422, await response.text()
+    assert (await response.json())["error"]["field"] == field
+    assert await _count(db) == 0
+
+
+async def test_an_ins_stands_for_the_patient_without_a_reference(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    headers = await bearer(db, world["specialist"])
+    body = _declaration(world["facility"].finess, patient_ins="180127510812349")
+    del body["patient_ref"]
+    declared = await client.post("/api/acts", json=body, headers=headers)
+    assert declared.status == 201, await declared.text()
+    async with db.read() as session:
+        stored = await session.scalar(select(Act))
+    assert stored is not None and stored.patient_key == acts.patient_key(
+        "test-secret-key-" + "x" * 32, finess="", patient_ref="", ins="180127510812349"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"after": "-1"}, "after"),
+        ({"after": "abc"}, "after"),
+        ({"from": "2026-02-30"}, "from"),
+        ({"to": "demain"}, "to"),
+        ({"to": "0"}, "to"),  # not the epoch
+        ({"from": ""}, "from"),
+    ],
+)
+async def test_bad_act_log_paging_names_the_parameter(
+    client: TestClient, db: Database, world: dict[str, Any], params: dict[str, str], field: str
+) -> None:
+    response = await client.get(
+        "/api/acts", params=params, headers=await bearer(db, world["specialist"])
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["field"] == field
+
+
+async def test_the_act_log_pages_by_id_within_inclusive_dates(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    made = [
+        await make_act(
+            db,
+            facility=world["facility"],
+            specialist=world["specialist"],
+            occurred_at=datetime(2026, 2, day, 12, tzinfo=UTC),
+        )
+        for day in (1, 2, 3, 4)
+    ]
+    headers = await bearer(db, world["specialist"])
+    params = {"from": "2026-02-02", "to": "2026-02-04", "limit": "2"}
+    first = await (await client.get("/api/acts", params=params, headers=headers)).json()
+    assert [a["id"] for a in first["items"]] == [made[1].id, made[2].id]
+    assert first["next_after"] == made[2].id
+    rest = await (
+        await client.get(
+            "/api/acts", params={**params, "after": str(first["next_after"])}, headers=headers
+        )
+    ).json()
+    assert [a["id"] for a in rest["items"]] == [made[3].id] and rest["next_after"] is None
+
+
 async def test_admin_names_the_specialist_and_an_unknown_one_is_refused(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
@@ -420,6 +516,9 @@ async def test_cancel_over_http_by_the_acts_specialist_only(
     assert refused.status == 404
     headers = await bearer(db, world["specialist"])
     assert (await client.post(f"/api/acts/{act.id}/cancel", json={}, headers=headers)).status == 422
+    for body in ({"reason": "   "}, {"reason": "x" * 501}, {"reason": "erreur", "by": "moi"}):
+        refused = await client.post(f"/api/acts/{act.id}/cancel", json=body, headers=headers)
+        assert refused.status == 422, body
     done = await client.post(
         f"/api/acts/{act.id}/cancel", json={"reason": "Patient erroné"}, headers=headers
     )
@@ -428,6 +527,9 @@ async def test_cancel_over_http_by_the_acts_specialist_only(
         f"/api/acts/{act.id}/cancel", json={"reason": "encore"}, headers=headers
     )
     assert twice.status == 409
+    entry = (await done.json())["id"]
+    undo = await client.post(f"/api/acts/{entry}/cancel", json={"reason": "x"}, headers=headers)
+    assert undo.status == 409 and (await undo.json())["error"]["code"] == "act_is_cancellation"
     listed = await (await client.get("/api/acts", headers=headers)).json()
     assert [a["sign"] for a in listed["items"]] == [1, -1]
     assert (await client.get("/api/acts", headers=await bearer(db, other))).status == 200

@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
 from telmi import accounts
+from telmi.accounts import NewToken
 from telmi.app import create_app
+from telmi.context import Context
 from telmi.db import Database
 from telmi.models import AuditEvent, LoginAttempt, Role, WebSession
 from telmi.settings import Settings
@@ -115,7 +117,7 @@ async def test_disabling_a_user_ends_their_sessions_and_tokens(
     user = await make_user(db)
     await login(client, user.email)
     async with db.write() as session:
-        _, raw = await accounts.create_token(session, user, now=clock.now())
+        _, raw = await accounts.create_token(session, Context(user, clock.now()), NewToken())
         await accounts.disable_user(
             session, await accounts.get_user(session, user.id), now=clock.now()
         )
@@ -224,7 +226,9 @@ async def test_bearer_token_works_and_a_revoked_one_does_not(
 ) -> None:
     user = await make_user(db, Role.REGIONAL)
     async with db.write() as session:
-        token, raw = await accounts.create_token(session, user, name="export", now=clock.now())
+        token, raw = await accounts.create_token(
+            session, Context(user, clock.now()), NewToken(name="export")
+        )
     headers = {"Authorization": f"Bearer {raw}"}
     me = await client.get("/api/me", headers=headers)
     assert me.status == 200 and (await me.json())["role"] == "regional"
@@ -242,7 +246,7 @@ async def test_bearer_token_works_and_a_revoked_one_does_not(
 async def test_tokens_are_stored_hashed(db: Database, clock: FrozenClock) -> None:
     user = await make_user(db)
     async with db.write() as session:
-        token, raw = await accounts.create_token(session, user, now=clock.now())
+        token, raw = await accounts.create_token(session, Context(user, clock.now()), NewToken())
     assert raw not in token.token_hash and token.token_hash == accounts.sha256(raw)
 
 
@@ -258,8 +262,8 @@ async def test_user_cannot_revoke_someone_elses_token(
 ) -> None:
     owner, other = await make_user(db), await make_user(db)
     async with db.write() as session:
-        token, raw = await accounts.create_token(session, owner, now=clock.now())
-        _, other_raw = await accounts.create_token(session, other, now=clock.now())
+        token, raw = await accounts.create_token(session, Context(owner, clock.now()), NewToken())
+        _, other_raw = await accounts.create_token(session, Context(other, clock.now()), NewToken())
     response = await client.delete(
         f"/api/tokens/{token.id}", headers={"Authorization": f"Bearer {other_raw}"}
     )

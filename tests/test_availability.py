@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -15,8 +16,10 @@ from scheduling.clock import FrozenClock
 from telmi import availability, booking, jobs
 from telmi.context import Context
 from telmi.db import Database
+from telmi.errors import ValidationError
 from telmi.models import ActType, Booking, Role, Slot, SlotStatus, User
 from telmi.settings import Settings
+from telmi.values import parse_json
 
 from .factories import bearer, make_facility, make_user
 
@@ -168,7 +171,11 @@ async def test_absence_closes_free_slots_and_reports_booked_ones(
     specialist, headers = doctor
     await client.post("/api/availability/rules", json=MONDAY_RULE, headers=headers)
     booked = await _book_first_slot(db, specialist)
-    absence = {"starts_at": "2026-06-01T00:00", "ends_at": "2026-06-09T00:00", "reason": "Congrès"}
+    absence = {
+        "starts_at": "2026-06-01T00:00+02:00",
+        "ends_at": "2026-06-09T00:00+02:00",
+        "reason": "Congrès",
+    }
     response = await client.post("/api/availability/exceptions", json=absence, headers=headers)
     assert response.status == 201
     body = await response.json()
@@ -239,7 +246,18 @@ async def test_specialists_manage_only_their_own_availability(
         ({"slot_minutes": 0}, "slot_minutes"),
         ({"slot_minutes": 180}, "slot_minutes"),
         ({"act_types": []}, "act_types"),
-        ({"act_types": ["chirurgie"]}, "act_types"),
+        ({"act_types": ["chirurgie"]}, "act_types[0]"),
+        ({"act_types": "teleconsultation"}, "act_types"),
+        ({"weekday": True}, "weekday"),
+        ({"weekday": 2.5}, "weekday"),
+        ({"slot_minutes": "30"}, "slot_minutes"),
+        ({"buffer_minutes": 121}, "buffer_minutes"),
+        ({"start": "09:00:00"}, "start"),
+        ({"valid_from": "2026-06-01T00:00"}, "valid_from"),
+        ({"valid_until": "2026-05-19"}, "valid_until"),  # before today, the default start
+        ({"open_on_public_holidays": "oui"}, "open_on_public_holidays"),
+        ({"specialist_id": 0}, "specialist_id"),
+        ({"jour": "lundi"}, "jour"),
         ({"valid_from": "2026-02-30"}, "valid_from"),
         ({"valid_from": "2026-06-10", "valid_until": "2026-06-01"}, "valid_until"),
     ],
@@ -260,21 +278,40 @@ async def test_bad_rules_get_a_422_naming_the_field_and_write_nothing(
     assert await _open_slots(db, specialist) == []
 
 
+JUNE_1, JUNE_2, JUNE_9 = "2026-06-01T00:00+02:00", "2026-06-02T00:00+02:00", "2026-06-09T00:00Z"
+
+
 @pytest.mark.parametrize(
-    "absence",
+    ("absence", "field"),
     [
-        {"starts_at": "demain", "ends_at": "2026-06-09T00:00"},
-        {"starts_at": "2026-06-09T00:00", "ends_at": "2026-06-01T00:00"},
-        {"starts_at": "2026-01-01T00:00", "ends_at": "2026-01-02T00:00"},
-        {"starts_at": "2026-06-01T00:00", "ends_at": "2026-06-02T00:00", "reason": "x" * 201},
+        ({"starts_at": "demain", "ends_at": JUNE_9}, "starts_at"),
+        ({"starts_at": JUNE_9, "ends_at": JUNE_1}, "ends_at"),
+        ({"starts_at": JUNE_1, "ends_at": JUNE_1}, "ends_at"),
+        ({"starts_at": "2026-01-01T00:00+01:00", "ends_at": "2026-01-02T00:00+01:00"}, "ends_at"),
+        ({"starts_at": JUNE_1, "ends_at": JUNE_2, "reason": "x" * 201}, "reason"),
+        ({"starts_at": JUNE_1, "ends_at": JUNE_2, "reason": 7}, "reason"),
+        # The API takes instants: a date-time without its offset names no moment.
+        ({"starts_at": "2026-06-01T00:00", "ends_at": JUNE_2}, "starts_at"),
+        ({"starts_at": JUNE_1, "ends_at": "2026-06-02T00:00"}, "ends_at"),
+        ({"starts_at": "2026-06-01", "ends_at": JUNE_2}, "starts_at"),
+        # An instant no database can store (year 1 before UTC) is refused where it enters.
+        ({"starts_at": "0001-01-01T00:00+01:00", "ends_at": JUNE_2}, "starts_at"),
+        ({"starts_at": JUNE_1, "ends_at": "9999-12-31T23:00-05:00"}, "ends_at"),
+        ({"starts_at": JUNE_1, "ends_at": JUNE_2, "motif": "Congrès"}, "motif"),
+        ({"starts_at": JUNE_1, "ends_at": JUNE_2, "specialist_id": "5"}, "specialist_id"),
     ],
 )
 async def test_bad_absences_are_refused(
-    client: TestClient, db: Database, doctor: tuple[User, dict[str, str]], absence: dict[str, Any]
+    client: TestClient,
+    db: Database,
+    doctor: tuple[User, dict[str, str]],
+    absence: dict[str, Any],
+    field: str,
 ) -> None:
     _, headers = doctor
     response = await client.post("/api/availability/exceptions", json=absence, headers=headers)
     assert response.status == 422
+    assert (await response.json())["error"]["field"] == field
     listed = await (await client.get("/api/availability/exceptions", headers=headers)).json()
     assert listed["items"] == []
 
@@ -318,12 +355,68 @@ async def test_booking_a_materialised_slot_works_end_to_end(
         assert await session.scalar(select(func.count()).select_from(Booking)) == 1
 
 
+def _rule(data: dict[str, Any]) -> availability.RuleInput:
+    return parse_json(availability.RuleInput, json.dumps(data).encode())
+
+
 def test_rule_parsing_defaults_to_today() -> None:
-    rule = availability.parse_rule(MONDAY_RULE, today=date(2026, 5, 20))
+    rule = availability.to_weekly(_rule(MONDAY_RULE), today=date(2026, 5, 20))
     assert rule.valid_from == date(2026, 5, 20) and rule.buffer_minutes == 0
-    with pytest.raises(Exception, match="weekday"):
-        availability.parse_rule({**MONDAY_RULE, "weekday": True}, today=date(2026, 5, 20))
+    with pytest.raises(ValidationError, match="weekday"):
+        _rule({**MONDAY_RULE, "weekday": True})
     assert timedelta(minutes=rule.slot_minutes) == timedelta(minutes=30)
+    assert rule.start == time(9) and rule.end == time(11)
+
+
+def test_a_rule_names_each_act_type_once_in_the_usual_order() -> None:
+    repeated = ["teleexpertise", "teleconsultation", "teleexpertise"]
+    rule = _rule({**MONDAY_RULE, "act_types": repeated})
+    assert rule.act_types == [ActType.TELECONSULTATION, ActType.TELEEXPERTISE]
+    assert _rule({**MONDAY_RULE, "weekday": 3.0}).weekday == 3  # JSON Schema's integer
+
+
+def test_rule_and_absence_checks_name_their_field_in_french() -> None:
+    with pytest.raises(ValidationError, match="L'heure de fin doit suivre") as late:
+        _rule({**MONDAY_RULE, "start": "11:00", "end": "11:00"})
+    assert late.value.field == "end"
+    with pytest.raises(ValidationError, match="plus courte qu'un créneau") as short:
+        _rule({**MONDAY_RULE, "end": "09:20"})
+    assert short.value.field == "slot_minutes"
+    with pytest.raises(ValidationError, match="précède") as backwards:
+        availability.to_weekly(
+            _rule({**MONDAY_RULE, "valid_until": "2026-05-01"}), today=date(2026, 5, 20)
+        )
+    assert backwards.value.field == "valid_until"
+    with pytest.raises(ValidationError, match="avec son fuseau") as naive:
+        parse_json(
+            availability.ExceptionInput,
+            b'{"starts_at": "2026-06-01T09:00", "ends_at": "2026-06-01T10:00+02:00"}',
+        )
+    assert naive.value.field == "starts_at"
+    away = parse_json(
+        availability.ExceptionInput,
+        b'{"starts_at": "2026-06-01T09:00+02:00", "ends_at": "2026-06-01T10:00+02:00",'
+        b' "reason": "  Formation  "}',
+    )
+    assert away.reason == "Formation" and away.starts_at.utcoffset() == timedelta(hours=2)
+
+
+async def test_whose_availability_is_an_id_in_the_query_string(
+    client: TestClient, db: Database, doctor: tuple[User, dict[str, str]]
+) -> None:
+    specialist, headers = doctor
+    mine = await client.get(
+        f"/api/availability/rules?specialist_id={specialist.id}", headers=headers
+    )
+    assert mine.status == 200
+    for path in ("/api/availability/rules", "/api/availability/exceptions"):
+        odd = await client.get(f"{path}?specialist_id=abc", headers=headers)
+        assert odd.status == 422 and (await odd.json())["error"]["field"] == "specialist_id"
+    admin = await bearer(db, await make_user(db, Role.ADMIN))
+    nobody = await client.get("/api/availability/exceptions?specialist_id=999999", headers=admin)
+    assert nobody.status == 404
+    unnamed = await client.delete("/api/availability/exceptions/1", headers=admin)
+    assert unnamed.status == 422 and (await unnamed.json())["error"]["field"] == "specialist_id"
 
 
 async def test_the_nightly_job_extends_the_horizon_by_a_week_and_again_adds_nothing(

@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from scheduling.clock import FrozenClock
 from telmi import booking
 from telmi.db import Database
+from telmi.errors import ValidationError
 from telmi.models import ActType, AuditEvent, Booking, BookingStatus, Role, Slot
+from telmi.values import parse
 
 from .factories import bearer, make_facility, make_slot, make_specialty, make_user
 
@@ -339,7 +341,7 @@ async def test_cancel_and_reschedule_stop_at_the_start_time(
     [
         ({"slot_id": 999999}, 404, "slot_not_found"),
         ({"slot_id": "1"}, 422, "invalid"),
-        ({"act_type": "teleexpertise"}, 422, "act_type_not_offered"),
+        ({"act_type": "teleexpertise"}, 409, "act_type_not_offered"),
         ({"act_type": "chirurgie"}, 422, "invalid"),
         ({"patient_ref": ""}, 422, "invalid"),
         ({"patient_ref": "Jean Dupont"}, 422, "invalid"),
@@ -369,17 +371,27 @@ async def test_past_slot_cannot_be_booked(
 ) -> None:
     past = await make_slot(db, world["specialist"], clock.now() - timedelta(hours=2))
     response = await _book(client, world["ha"], past.id)
-    assert response.status == 422 and (await response.json())["error"]["code"] == "slot_in_past"
+    assert response.status == 409 and (await response.json())["error"]["code"] == "slot_in_past"
     assert await _all_bookings(db) == 0
 
 
-async def test_valid_ins_is_accepted() -> None:
+def _ins(value: str) -> str | None:
+    return parse(booking.NewBooking, {**_INS_BASE, "patient_ins": value}, strict=False).patient_ins
+
+
+_INS_BASE = {"slot_id": 1, "patient_ref": "R1", "act_type": "teleconsultation"}
+
+
+async def test_valid_ins_is_accepted_and_a_wrong_key_refused() -> None:
     nir = "1840775123456"
     key = f"{97 - int(nir) % 97:02d}"
-    assert booking.check_ins(nir + key) == nir + key
+    assert _ins(nir + key) == nir + key
     corsica = "255082A004005"
     corsica_key = f"{97 - int(corsica.replace('2A', '19')) % 97:02d}"
-    assert booking.check_ins(corsica + corsica_key) == corsica + corsica_key
+    assert _ins(corsica + corsica_key) == corsica + corsica_key
+    assert _ins("") is None
+    with pytest.raises(ValidationError, match="clé de contrôle"):
+        _ins(nir + f"{(int(key) + 1) % 97:02d}")
 
 
 async def test_search_is_earliest_first_filtered_and_paginated(
@@ -421,7 +433,7 @@ async def test_search_is_earliest_first_filtered_and_paginated(
     [
         "from=2026-13-01",
         "from=yesterday",
-        "to=2020-01-01",
+        "to=0.5",  # lax parsing would read a Unix time
         "limit=0",
         "limit=abc",
         "cursor=%%%",
@@ -436,6 +448,16 @@ async def test_bad_search_parameters_get_a_422_naming_the_field(
     assert response.status == 422, query
     body = await response.json()
     assert body["error"]["code"] == "invalid"
+    assert body["error"]["field"] == query.split("=")[0], body
+
+
+async def test_an_empty_search_window_finds_nothing(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    """`to` at or before `from` is a window with no slot in it, not a malformed request."""
+    response = await client.get("/api/slots?to=2020-01-01", headers=world["ha"])
+    assert response.status == 200
+    assert (await response.json()) == {"items": [], "next_cursor": None}
 
 
 async def test_postgresql_refuses_overlapping_open_slots(pg_db: Database) -> None:

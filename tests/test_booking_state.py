@@ -141,16 +141,14 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
         )
         def absence(self, doctor: int, first: int, length: int) -> None:
             start = T0 + timedelta(hours=2, minutes=30 * first)
-            body = {
-                "starts_at": start.isoformat(),
-                "ends_at": (start + timedelta(minutes=30 * length)).isoformat(),
-            }
+            away = availability.ExceptionInput(
+                starts_at=start, ends_at=start + timedelta(minutes=30 * length)
+            )
 
             async def declare(session: Any) -> Any:
                 specialist = await session.get(User, self.specialists[doctor].id)
-                return await availability.create_exception(
-                    session, specialist, specialist, body, now=self.clock.now(), tz=PARIS, weeks=1
-                )
+                ctx = Context(specialist, self.clock.now())
+                return await availability.create_exception(session, ctx, away, tz=PARIS, weeks=1)
 
             self.run(self._try(declare))
 

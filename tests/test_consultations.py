@@ -19,7 +19,7 @@ from scheduling.clock import FrozenClock
 from telmi import consultations, jobs
 from telmi.db import Database
 from telmi.keys import SETTINGS
-from telmi.models import Act, Booking, BookingStatus, Consultation, Presence, Role
+from telmi.models import Act, Booking, BookingStatus, Consultation, Invite, Presence, Role
 from telmi.web import rooms
 
 from .factories import bearer, make_facility, make_slot, make_user, page_csrf
@@ -174,6 +174,54 @@ async def test_a_guest_invitation_works_once_and_the_guest_waits_to_be_admitted(
     assert knock["name"] == "Dr Traitant" and knock["role"] == "guest"
     await doc.send_str(json.dumps({"type": "admit", "participant_id": waiting["participant_id"]}))
     assert (await _next(guest, "joined"))["participant_id"] == waiting["participant_id"]
+
+
+async def test_invitation_and_redemption_bodies_are_checked_before_anything_is_spent(
+    client: TestClient, db: Database, visit: dict[str, Any]
+) -> None:
+    path = f"/api/bookings/{visit['booking_id']}/invites"
+    for body, field in (
+        ({}, "label"),
+        ({"label": "   "}, "label"),
+        ({"label": "x" * 101}, "label"),
+        ({"label": "Dr Traitant", "email": "dr@example.org"}, "email"),
+    ):
+        refused = await client.post(path, json=body, headers=visit["ha"])
+        assert refused.status == 422, body
+        assert (await refused.json())["error"]["field"] == field
+    csrf = await page_csrf(client, "/login")
+    redeem = {"X-CSRF-Token": csrf}
+    for body in ({}, {"token": 42}, {"token": "x" * 30, "guest": "moi"}):
+        malformed = await client.post("/api/invites/redeem", json=body, headers=redeem)
+        assert malformed.status == 422, body
+    for token in ("short", "x" * 30, "x" * 101):  # well formed, but no invitation
+        unknown = await client.post("/api/invites/redeem", json={"token": token}, headers=redeem)
+        assert unknown.status == 403 and (await unknown.json())["error"]["code"] == "invite_invalid"
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Invite)) == 0
+
+
+async def test_the_end_body_is_checked_and_a_bad_one_ends_nothing(
+    client: TestClient, db: Database, visit: dict[str, Any]
+) -> None:
+    ticket = await (await _ticket(client, visit["hs"], visit["booking_id"])).json()
+    path = f"/api/consultations/{ticket['consultation_id']}/end"
+    for body, field in (
+        ({"patient_consent": "oui"}, "patient_consent"),
+        ({"patient_consent": True, "outcome": "x" * 501}, "outcome"),
+        ({"patient_consent": True, "incidents": "x" * 501}, "incidents"),
+        ({"patient_consent": True, "note": "?"}, "note"),
+    ):
+        refused = await client.post(path, json=body, headers=visit["hs"])
+        assert refused.status == 422, body
+        assert (await refused.json())["error"]["field"] == field
+    async with db.read() as session:
+        status = await session.scalar(select(Consultation.status))
+    assert status is not None and status.value == "scheduled"
+    ended = await client.post(
+        path, json={"patient_consent": False, "outcome": "  Reporté  "}, headers=visit["hs"]
+    )
+    assert ended.status == 200 and (await ended.json())["outcome"] == "Reporté"
 
 
 async def test_ending_logs_one_act_closes_the_room_and_a_second_end_logs_nothing(

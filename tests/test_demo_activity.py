@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from scheduling.clock import FrozenClock
 from telmi import consultations, demo, expertise, migrate
+from telmi.context import Context
 from telmi.db import Database
 from telmi.demo_activity import HISTORY, MOREL, NURSE, STAFF, load_activity
 from telmi.errors import Conflict
@@ -110,7 +111,7 @@ async def _joinable(db: Database, settings: Settings, now: datetime) -> dict[int
             try:
                 async with db.write() as session:
                     await consultations.join_ticket(
-                        session, nurse, booking_id, now=at, policy=policy, tz=PARIS
+                        session, Context(nurse, at), booking_id, policy=policy, tz=PARIS
                     )
             except Conflict:
                 continue

@@ -18,7 +18,15 @@ from sqlalchemy import func, select
 from scheduling.clock import FrozenClock
 from telmi import expertise, jobs
 from telmi.db import Database
-from telmi.models import Act, AuditEvent, ExpertiseAttachment, Notification, Role
+from telmi.models import (
+    Act,
+    AuditEvent,
+    ExpertiseAttachment,
+    ExpertiseRequest,
+    ExpertiseUrgency,
+    Notification,
+    Role,
+)
 from telmi.settings import Settings
 
 from .factories import bearer, make_facility, make_specialty, make_user
@@ -404,3 +412,72 @@ async def test_at_its_due_instant_a_request_is_late_for_the_lists_and_the_job_al
         lambda s: expertise.overdue(s, now=clock.now(), public_url=settings.public_url)
     )
     assert not result.startswith("0"), result
+
+
+async def test_request_bodies_take_their_fields_and_no_other(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    """The typed bodies refuse what the hand-written parsing let through: unknown fields,
+    a null where text is expected; the consent keeps its sentence whatever the JSON held."""
+    nurse, derm = world["nurse"]["h"], world["derm"]["h"]
+    base = {"specialty": "dermatologie", "patient_ref": "R1", "consent_recorded": True}
+    for change, field in (
+        ({"question": "Q ?", "photos": []}, "photos"),
+        ({"question": "Q ?", "clinical_context": None}, "clinical_context"),
+        ({"question": "Q ?", "specialist_id": "5"}, "specialist_id"),
+        ({"question": "Q ?", "consent_recorded": "true"}, "consent_recorded"),
+        ({"question": "x" * 4001}, "question"),
+    ):
+        response = await client.post("/api/expertise", json={**base, **change}, headers=nurse)
+        error = (await response.json())["error"]
+        assert response.status == 422 and error["field"] == field, (change, error)
+        if field == "consent_recorded":
+            assert error["message"] == expertise.CONSENT_MISSING
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ExpertiseRequest)) == 0
+    draft = await _draft(client, nurse)
+    await client.post(f"/api/expertise/{draft['id']}/send", headers=nurse)
+    await client.post(f"/api/expertise/{draft['id']}/take", headers=derm)
+    for body, field in (
+        ({"body": "Photo ?", "urgent": True}, "urgent"),
+        ({"body": "   "}, "body"),
+        ({}, "body"),
+    ):
+        asked = await client.post(f"/api/expertise/{draft['id']}/ask", json=body, headers=derm)
+        assert asked.status == 422 and (await asked.json())["error"]["field"] == field, body
+    shown = await (await client.get(f"/api/expertise/{draft['id']}", headers=derm)).json()
+    assert shown["status"] == "taken" and shown["messages"] == []
+
+
+def test_a_new_request_defaults_to_72h_and_is_stored_trimmed() -> None:
+    new = expertise.NewRequest(
+        specialty=" dermatologie ",
+        consent_recorded=True,
+        patient_ref="R1",
+        question="  Escarre ?  ",
+    )
+    assert new.urgency is ExpertiseUrgency.H72 and new.specialist_id is None
+    assert (new.specialty, new.question, new.clinical_context) == ("dermatologie", "Escarre ?", "")
+
+
+def test_the_document_describes_each_expertise_route_as_its_own_operation() -> None:
+    from telmi.web.api.openapi import document
+
+    paths = {p: item for p, item in document()["paths"].items() if p.startswith("/api/expertise")}
+    ops = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ops) == len(set(ops)) == 12
+    photo, thumb = (
+        paths["/api/expertise/photos/{photo_id}"]["get"],
+        paths["/api/expertise/photos/{photo_id}/thumbnail"]["get"],
+    )
+    assert (photo["operationId"], thumb["operationId"]) == ("expertisePhoto", "expertiseThumbnail")
+    assert set(photo["responses"]["200"]["content"]) == {"image/jpeg", "image/png"}
+    assert thumb["responses"]["200"]["content"] == {
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+    }
+    upload = paths["/api/expertise/{request_id}/photos"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["photos"]["items"] == {"type": "string", "format": "binary"}
+    assert upload["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExpertisePhotos"
+    }

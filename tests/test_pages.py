@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from html import unescape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -333,9 +333,15 @@ async def test_absence_over_a_booked_slot_is_reported_as_a_conflict(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
     doctor = world["dermatologist"]
-    body = {**THURSDAY_RULE, "weekday": 3, "slot_minutes": 30, "buffer_minutes": 0}
+    rule = availability.RuleInput(
+        weekday=3,
+        start=time(14),
+        end=time(16),
+        slot_minutes=30,
+        act_types=[ActType.TELECONSULTATION, ActType.TELEEXPERTISE],
+    )
     async with db.write() as session:
-        await availability.create_rule(session, doctor, doctor, body, now=NOW, tz=PARIS, weeks=8)
+        await availability.create_rule(session, Context(doctor, NOW), rule, tz=PARIS, weeks=8)
         booked_slot = await session.scalar(
             select(Slot).where(
                 Slot.starts_at == datetime(2030, 3, 7, 14, 30, tzinfo=PARIS).astimezone(UTC)
@@ -401,10 +407,13 @@ async def test_deleting_a_rule_withdraws_its_free_slots(
     ("changes", "message"),
     [
         ({"start": "16:00", "end": "14:00"}, "L'heure de fin doit suivre l'heure de début."),
-        ({"act_types": []}, "« Types d'actes » doit être une liste non vide"),
-        ({"slot_minutes": "trente"}, "« Durée d'un créneau » doit être un nombre entier."),
-        ({"slot_minutes": "300"}, "« Durée d'un créneau » doit être un entier entre 5 et 240."),
-        ({"start": ""}, "« Heure de début » doit être une heure locale HH:MM."),
+        ({"act_types": []}, "« Types d'actes » : au moins 1 élément(s)."),
+        ({"act_types": ["chirurgie"]}, "« act_types[0] » : valeur inconnue"),
+        ({"slot_minutes": "trente"}, "« Durée d'un créneau » : doit être un entier."),
+        ({"slot_minutes": "300"}, "≤ 240"),  # « Durée d'un créneau » : ... ≤ 240.
+        ({"slot_minutes": "150"}, "La plage est plus courte qu'un créneau."),
+        ({"start": ""}, "« Heure de début » : est obligatoire."),
+        ({"start": "2 h"}, "« Heure de début » : une heure HH:MM."),
         (
             {"valid_from": "2030-06-01", "valid_until": "2030-05-01"},
             "« Valable jusqu'au » précède « Valable à partir du ».",
@@ -441,7 +450,11 @@ async def test_a_bad_absence_is_refused_with_a_french_message(
     assert 'value="2030-03-08T12:00"' in html
     missing = await _post(client, "/disponibilites/absences", {"ends_at": ""}, "/disponibilites")
     assert missing.status == 422
-    assert "« Début de l'absence » est obligatoire." in await _read(missing)
+    assert "« Début de l'absence » : est obligatoire." in await _read(missing)
+    odd = {"starts_at": "le 8 mars", "ends_at": "2030-03-08T09:00"}
+    refused = await _post(client, "/disponibilites/absences", odd, "/disponibilites")
+    assert refused.status == 422
+    assert "« Début de l'absence » : une date et une heure" in await _read(refused)
     assert await _count(db, AvailabilityException) == 0
 
 

@@ -15,7 +15,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from telmi import acts, stats
+from telmi import acts, stats, values
+from telmi.acts import ActCancellation
+from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import rpps_for
 from telmi.models import Act, ActType, FacilityCategory, Role
@@ -174,12 +176,9 @@ async def history(db: Database) -> list[Logged]:
                 act_id = await session.scalar(
                     select(Act.id).where(Act.source_key == f"stats-test:{index}")
                 )
+                by = next(s for s in specialists if s.id == news[index].specialist_id)
                 await acts.cancel(
-                    session,
-                    act_id,
-                    reason="saisie erronée",
-                    by=next(s for s in specialists if s.id == news[index].specialist_id),
-                    now=NOW,
+                    session, Context(by, NOW), act_id, ActCancellation(reason="saisie erronée")
                 )
     return log
 
@@ -226,7 +225,7 @@ async def test_api_counts_match_the_inserted_acts(
     group_by: tuple[str, ...],
     filters: dict[str, tuple[str, ...]],
 ) -> None:
-    params = {"from": start, "to": last, "group_by": ",".join(group_by)}
+    params = {"from": start, "to": last} | ({"group_by": ",".join(group_by)} if group_by else {})
     params |= {name: ",".join(values) for name, values in filters.items()}
     got = await _stats(client, regional, **params)
     first, final = date.fromisoformat(start), date.fromisoformat(last)
@@ -424,7 +423,8 @@ async def test_the_page_overview_counts_months_years_and_parts_from_the_log(
     """One call gives the statistics page all its figures for 2025 (against the test's own
     counts of what it inserted)."""
     live = [item for item in history if not item.cancelled]
-    query = stats.parse({"from": "2025-01-01", "to": "2025-12-31"}, today=date(2026, 6, 10))
+    asked = values.parse(stats.ActStatsQuery, {"from": "2025-01-01", "to": "2025-12-31"})
+    query = stats.build_query(asked, today=date(2026, 6, 10))
     async with db.read() as session:
         seen = await stats.year_overview(
             session, query, labels={"act_type": {"teleexpertise": "Téléexpertise"}}
@@ -452,3 +452,105 @@ async def test_the_page_overview_counts_months_years_and_parts_from_the_log(
     assert seen.expertise_share == pytest.approx(expertise / len(in_2025))
     names = {p.key: p.name for p in seen.parts["act_type"]}
     assert names.get("teleexpertise") == "Téléexpertise"
+
+
+async def test_list_parameters_may_be_repeated_or_comma_separated(
+    client: TestClient, history: list[Logged], regional: dict[str, str]
+) -> None:
+    period = [("from", "2025-01-01"), ("to", "2025-12-31")]
+    repeated = await client.get(
+        "/api/stats/acts",
+        params=[
+            *period,
+            ("group_by", "month"),
+            ("group_by", "departement"),
+            ("departement", "21"),
+            ("departement", "25"),
+            ("measures", "acts"),
+        ],
+        headers=regional,
+    )
+    assert repeated.status == 200, await repeated.text()
+    joined = await _stats(
+        client,
+        regional,
+        **dict(period),
+        group_by="month,departement",
+        departement="21,25",
+        measures="acts",
+    )
+    got = await repeated.json()
+    assert got == joined
+    assert got["filters"] == {"departement": ["21", "25"]}
+    assert got["group_by"] == ["month", "departement"]
+    assert {r["departement"] for r in got["rows"]} <= {"21", "25"}
+    assert all("patients" not in r for r in got["rows"])
+
+
+async def test_blank_or_numeric_values_are_refused_not_read_as_defaults(
+    client: TestClient, regional: dict[str, str]
+) -> None:
+    """The schema says a date is YYYY-MM-DD and a list item one of its values: a blank
+    value or a number is none of them (lax parsing would read "0" as 1 January 1970)."""
+    for name, value in (
+        ("from", ""),
+        ("to", ""),
+        ("to", "0"),
+        ("from", "20250101"),
+        ("group_by", ""),
+        ("measures", ","),
+        ("departement", ""),
+        ("act_type", ""),
+    ):
+        refused = await client.get("/api/stats/acts", params={name: value}, headers=regional)
+        assert refused.status == 422, (name, value)
+        assert (await refused.json())["error"]["field"] == name
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"group_by": "month"}, "group_by"),
+        ({"measures": "acts"}, "measures"),
+        ({"commune": "Dijon"}, "commune"),
+        ({"publication": "peut-être"}, "publication"),
+        ({"sep": "|"}, "sep"),
+        ({"facility": "12345"}, "facility"),
+    ],
+)
+async def test_the_monthly_report_takes_only_its_own_parameters(
+    client: TestClient, regional: dict[str, str], params: dict[str, str], field: str
+) -> None:
+    response = await client.get("/api/stats/monthly-report", params=params, headers=regional)
+    assert response.status == 422
+    assert (await response.json())["error"]["field"] == field
+
+
+async def test_publication_reads_yes_and_no_in_french_too(
+    client: TestClient, regional: dict[str, str]
+) -> None:
+    for value, masked in (("oui", True), ("true", True), ("non", False), ("0", False)):
+        got = await _stats(client, regional, publication=value)
+        assert (got["suppression"] is not None) is masked, value
+    report = await client.get(
+        "/api/stats/monthly-report", params={"threshold": "5"}, headers=regional
+    )
+    assert report.status == 200
+    assert (await report.json())["suppression"]["threshold"] == 5
+
+
+async def test_a_lone_bound_makes_its_own_year(
+    client: TestClient, regional: dict[str, str]
+) -> None:
+    """`to` alone once started on this year's 1st of January, so an earlier `to` was a 422."""
+    earlier = await _stats(client, regional, to="2025-06-30")
+    assert earlier["period"] == {"from": "2025-01-01", "to": "2025-06-30"}
+    ahead = await _stats(client, regional, **{"from": f"{NOW.year + 1}-02-01"})
+    assert ahead["period"] == {"from": f"{NOW.year + 1}-02-01", "to": f"{NOW.year + 1}-12-31"}
+    assert (await _stats(client, regional, **{"from": "2026-01-10"}))["period"]["to"] == str(
+        NOW.date()
+    )
+    crossed = await client.get(
+        "/api/stats/acts", params={"from": "2025-06-01", "to": "2025-05-01"}, headers=regional
+    )
+    assert crossed.status == 422 and (await crossed.json())["error"]["field"] == "to"

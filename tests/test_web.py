@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from telmi import accounts
 from telmi.app import create_app
+from telmi.context import Context
 from telmi.db import Database
 from telmi.models import ApiToken, FacilityCategory, Role
 from telmi.settings import Settings
@@ -23,7 +24,7 @@ from .factories import NOW, make_facility, make_user
 async def _bearer(db: Database, role: Role = Role.ADMIN, **kwargs: Any) -> dict[str, str]:
     user = await make_user(db, role, **kwargs)
     async with db.write() as session:
-        _, raw = await accounts.create_token(session, user, now=NOW)
+        _, raw = await accounts.create_token(session, Context(user, NOW), accounts.NewToken())
     return {"Authorization": f"Bearer {raw}"}
 
 
@@ -84,6 +85,55 @@ async def test_unknown_facility_category_is_a_422_naming_it(
     body = await response.json()
     _assert_error_shape(body, "invalid")
     assert "nursing_home" in body["error"]["message"]
+
+
+async def test_a_departement_filter_that_names_none_is_a_422(
+    client: TestClient, db: Database
+) -> None:
+    headers = await _bearer(db)
+    for bad in ("<script>", "2C", "1234"):
+        response = await client.get("/api/facilities", params={"departement": bad}, headers=headers)
+        assert response.status == 422, bad
+        assert (await response.json())["error"]["field"] == "departement"
+    corsica = await client.get("/api/facilities", params={"departement": "2A"}, headers=headers)
+    assert corsica.status == 200 and (await corsica.json())["items"] == []
+
+
+async def test_token_names_are_short_text_and_the_body_has_no_other_field(
+    client: TestClient, db: Database
+) -> None:
+    headers = await _bearer(db)
+    for body, field in (
+        ({"name": "x" * 101}, "name"),
+        ({"name": "ok", "scope": "all"}, "scope"),
+        ({"name": "a\u0000b"}, "name"),
+    ):
+        response = await client.post("/api/tokens", json=body, headers=headers)
+        assert response.status == 422, body
+        assert (await response.json())["error"]["field"] == field
+    created = await client.post("/api/tokens", json={"name": "  export  "}, headers=headers)
+    assert created.status == 201
+    made = await created.json()
+    assert made["name"] == "export" and made["token"].startswith(accounts.TOKEN_PREFIX)
+    listed = await (await client.get("/api/tokens", headers=headers)).json()
+    assert [t["name"] for t in listed["items"]] == ["", "export"]
+    assert all("token" not in t for t in listed["items"])
+
+
+async def test_a_precall_offer_must_be_an_sdp_offer(client: TestClient, db: Database) -> None:
+    headers = await _bearer(db, Role.STAFF)
+    for body, field in (
+        ({"type": "answer", "sdp": "v=0 " * 10}, "type"),
+        ({"type": "offer", "sdp": "v=0"}, "sdp"),
+        ({"type": "offer"}, "sdp"),
+        ({"type": "offer", "sdp": 42}, "sdp"),
+        ({"type": "offer", "sdp": "00000000000"}, "sdp"),  # no SDP: once an empty echo peer
+        ({"type": "offer", "sdp": "v=0\r\na=group:BUNDLE 0\r\nm=video"}, "sdp"),  # was a 500
+        ({"type": "offer", "sdp": "v=0\r\nm=audio 9 UDP 0\r\n"}, "sdp"),  # no ICE credentials
+    ):
+        response = await client.post("/api/precall/offer", json=body, headers=headers)
+        assert response.status == 422, body
+        assert (await response.json())["error"]["field"] == field
 
 
 async def test_specialties_are_listed(client: TestClient, db: Database) -> None:

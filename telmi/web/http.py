@@ -13,7 +13,7 @@ from aiohttp import web
 
 from telmi.accounts import LoginPolicy, SessionPolicy
 from telmi.errors import MalformedBody, NotFound, UnsupportedMediaType
-from telmi.keys import CONTEXT, SETTINGS
+from telmi.keys import SETTINGS
 from telmi.settings import Settings
 from telmi.values import Id, check_characters, parse, parse_json
 
@@ -66,12 +66,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} n'est pas du JSON")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or a 400/415/422 that names what is wrong: malformed,
-    nested too deep, integers of absurd length, text no database can store."""
-    return _checked(await _raw_json(request))
-
-
 async def _raw_json(request: web.Request) -> bytes:
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
@@ -79,6 +73,8 @@ async def _raw_json(request: web.Request) -> bytes:
 
 
 def _checked(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400/422 naming what no schema can: malformed, nested
+    too deep, integers of absurd length, text no database can store."""
     try:
         body = json.loads(raw, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:
@@ -94,7 +90,7 @@ def _checked(raw: bytes) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    """The JSON body as `model`: the guards of `read_json` first (they name what no schema
+    """The JSON body as `model`: the guards of `_checked` first (they name what no schema
     can), then the model, strict (an id is a number, never "5"). An `optional` body may be
     left out altogether."""
     if optional and not request.can_read_body:
@@ -111,15 +107,17 @@ def _is_list(annotation: Any) -> bool:
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
-    """The query string as `model`; an empty value is an absent one, a list field takes
-    every repetition of its name."""
+    """The query string as `model`; a list field takes every repetition of its name."""
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         key = info.alias or name
-        values = [v for v in request.query.getall(key, []) if v != ""]
+        values = request.query.getall(key, [])
         if not values:
             continue
         data[key] = values if _is_list(info.annotation) else values[-1]
+    if getattr(model, "refuse_unknown", False):  # the model's extra="forbid" then names it
+        known = {info.alias or name for name, info in model.model_fields.items()}
+        data |= {k: request.query[k] for k in request.query if k not in known}
     check_characters(data)
     return parse(model, data, strict=False)
 
@@ -146,16 +144,6 @@ def client_address(request: web.Request) -> str:
         if forwarded:
             return forwarded.split(",")[0].strip()[:64]
     return (request.remote or "")[:64]
-
-
-def slot_timing(request: web.Request) -> dict[str, Any]:
-    """What the availability services need to place slots: now, the local zone, the horizon."""
-    settings = request.app[SETTINGS]
-    return {
-        "now": request[CONTEXT].now,
-        "tz": settings.tz,
-        "weeks": settings.slot_horizon_weeks,
-    }
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

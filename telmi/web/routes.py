@@ -161,7 +161,10 @@ def setup_routes(app: web.Application) -> None:
         )
     add("GET", ex + r"/photos/{photo_id:\d+}", expertise.photo, name="api_expertise_photo")
     add(
-        "GET", ex + r"/photos/{photo_id:\d+}/thumbnail", expertise.photo, name="api_expertise_thumb"
+        "GET",
+        ex + r"/photos/{photo_id:\d+}/thumbnail",
+        expertise.thumbnail,
+        name="api_expertise_thumb",
     )
     add("GET", "/api/acts", acts.list_acts, name="api_acts")
     add("POST", "/api/acts", acts.create_act, name="api_acts_create")

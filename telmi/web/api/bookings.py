@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from telmi import booking, idempotency
 from telmi.booking import Cancellation, Hold, Move, NewBooking
-from telmi.errors import ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, BookingStatus, Role
 from telmi.values import Instant, LocalDate, Query, text
@@ -31,7 +30,7 @@ Bound = Annotated[
 class SlotSearch(Query):
     specialty: text(40) | None = Field(None, description="specialty code")  # type: ignore[valid-type]
     start: Bound | None = Field(None, alias="from")
-    end: Bound | None = Field(None, alias="to")
+    end: Bound | None = Field(None, alias="to", description="exclusive; to <= from finds nothing")
     departement: text(3) | None = Field(None, description="the specialist's département")  # type: ignore[valid-type]
     act_type: ActType | None = None
     limit: int = Field(20, ge=1, le=booking.MAX_PAGE)
@@ -135,19 +134,17 @@ async def search_slots(request: web.Request, query: SlotSearch) -> dict[str, Any
     now = request_context(request).now
     start = _bound(query.start, request) or now
     end = _bound(query.end, request)
-    if end is not None and end <= start:
-        raise ValidationError("« to » doit suivre « from ».", field="to")
     async with request.app[DB].read() as session:
         slots, cursor = await booking.search_free_slots(
             session,
-            specialty=query.specialty,
+            specialty=query.specialty or None,
             start=start,
             end=end,
-            departement=query.departement,
+            departement=query.departement or None,
             act_type=query.act_type,
             now=now,
             limit=query.limit,
-            cursor=query.cursor,
+            cursor=query.cursor or None,
         )
     return {"items": [s.as_json() for s in slots], "next_cursor": cursor}
 

@@ -5,12 +5,55 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from telmi import facilities
+from telmi.facilities import FacilityFilter
 from telmi.keys import DB
-from telmi.models import Facility, Specialty, User
-from telmi.web.access import authenticated, current_user
-from telmi.web.api import spec
+from telmi.models import Facility, FacilityCategory, Role, Specialty, User
+from telmi.web.access import authenticated, request_context
+from telmi.web.api.spec import Out, endpoint
+
+
+class Me(Out):
+    """The signed-in user"""
+
+    id: int
+    email: str
+    full_name: str
+    role: Role
+    facility_id: int | None
+    specialty_id: int | None
+    rpps: str | None = Field(description="RPPS, for health professionals")
+
+
+class FacilityOut(Out):
+    id: int
+    finess: str
+    name: str
+    category: FacilityCategory
+    finess_category_code: str
+    departement: str
+    commune: str
+    postcode: str
+
+
+class Facilities(Out):
+    """Facilities, by name"""
+
+    items: list[FacilityOut]
+
+
+class SpecialtyOut(Out):
+    id: int
+    code: str
+    name: str
+
+
+class Specialties(Out):
+    """Specialties, by name"""
+
+    items: list[SpecialtyOut]
 
 
 def facility_json(facility: Facility) -> dict[str, Any]:
@@ -43,95 +86,27 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 @authenticated
-async def me(request: web.Request) -> web.Response:
-    return web.json_response(user_json(current_user(request)))
+@endpoint("The signed-in user", "me", response=Me)
+async def me(request: web.Request) -> dict[str, Any]:
+    return user_json(request_context(request).caller)
 
 
 @authenticated
-async def list_facilities(request: web.Request) -> web.Response:
+@endpoint(
+    "Facilities visible to the caller (staff: their own only)",
+    "listFacilities",
+    query=FacilityFilter,
+    response=Facilities,
+)
+async def list_facilities(request: web.Request, query: FacilityFilter) -> dict[str, Any]:
     async with request.app[DB].read() as session:
-        found = await facilities.list_facilities(
-            session,
-            current_user(request),
-            departement=request.query.get("departement"),
-            category=request.query.get("category"),
-        )
-    return web.json_response({"items": [facility_json(f) for f in found]})
+        found = await facilities.list_facilities(session, request_context(request).caller, query)
+    return {"items": [facility_json(f) for f in found]}
 
 
 @authenticated
-async def list_specialties(request: web.Request) -> web.Response:
+@endpoint("Medical specialties offered on the platform", "listSpecialties", response=Specialties)
+async def list_specialties(request: web.Request) -> dict[str, Any]:
     async with request.app[DB].read() as session:
         found = await facilities.list_specialties(session)
-    return web.json_response({"items": [specialty_json(s) for s in found]})
-
-
-CATEGORY = {"enum": ["health_centre", "nursing_home", "disability_facility", "hospital"]}
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "User": {
-        "type": "object",
-        "required": ["id", "email", "full_name", "role"],
-        "properties": {
-            "id": {"type": "integer"},
-            "email": {"type": "string", "format": "email"},
-            "full_name": {"type": "string"},
-            "role": {"enum": ["staff", "specialist", "regional", "admin"]},
-            "facility_id": {"type": ["integer", "null"]},
-            "specialty_id": {"type": ["integer", "null"]},
-            "rpps": {"type": ["string", "null"], "pattern": "^[0-9]{11}$"},
-        },
-    },
-    "Facility": {
-        "type": "object",
-        "required": ["id", "finess", "name", "category", "departement", "commune"],
-        "properties": {
-            "id": {"type": "integer"},
-            "finess": {"type": "string", "pattern": "^[0-9]{2}[0-9AB][0-9]{6}$"},
-            "name": {"type": "string"},
-            "category": CATEGORY,
-            "finess_category_code": {"type": "string"},
-            "departement": {"type": "string"},
-            "commune": {"type": "string"},
-            "postcode": {"type": "string"},
-        },
-    },
-    "Specialty": {
-        "type": "object",
-        "required": ["id", "code", "name"],
-        "properties": {
-            "id": {"type": "integer"},
-            "code": {"type": "string"},
-            "name": {"type": "string"},
-        },
-    },
-}
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/me": {
-        "get": spec.fragment(
-            "The signed-in user", "me", {"200": spec.ok("The user", spec.ref("User"))}
-        )
-    },
-    "/api/facilities": {
-        "get": spec.fragment(
-            "Facilities visible to the caller (staff: their own only)",
-            "listFacilities",
-            {
-                "200": spec.ok("Facilities", spec.items("Facility")),
-                "422": spec.error("Unknown category"),
-            },
-            params=[
-                spec.query("departement", {"type": "string"}),
-                spec.query("category", CATEGORY),
-            ],
-        )
-    },
-    "/api/specialties": {
-        "get": spec.fragment(
-            "Medical specialties offered on the platform",
-            "listSpecialties",
-            {"200": spec.ok("Specialties", spec.items("Specialty"))},
-        )
-    },
-}
+    return {"items": [specialty_json(s) for s in found]}

@@ -4,22 +4,94 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from aiohttp import MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import expertise, photos
 from telmi.errors import MalformedBody, ValidationError
+from telmi.expertise import ExpertiseAnswer, ExpertiseDecline, ExpertiseNote, NewRequest
 from telmi.keys import DB, SETTINGS
-from telmi.models import ExpertiseAttachment, ExpertiseRequest, Role
-from telmi.web.access import current_user, request_context, roles
-from telmi.web.api import spec
-from telmi.web.http import path_id, read_json
+from telmi.models import (
+    ExpertiseAttachment,
+    ExpertiseRequest,
+    ExpertiseStatus,
+    ExpertiseUrgency,
+    Role,
+)
+from telmi.web.access import request_context, roles
+from telmi.web.api.spec import Out, endpoint
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
 NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"}
+
+
+class ExpertiseRequestOut(Out):
+    """A tele-expertise request"""
+
+    id: int
+    status: ExpertiseStatus
+    urgency: ExpertiseUrgency
+    patient_ref: str = Field(description="the facility's own reference, never a name")
+    question: str
+    clinical_context: str
+    facility_id: int
+    specialty_id: int
+    specialist_id: int | None = Field(description="the specialist it is addressed to, if named")
+    assigned_to_id: int | None = Field(description="the specialist who took it")
+    created_at: datetime
+    sent_at: datetime | None
+    due_at: datetime | None
+    answered_at: datetime | None
+
+
+class ExpertiseRequests(Out):
+    """Requests: the facility's, newest first (staff); the inbox, by due date (specialists)"""
+
+    items: list[ExpertiseRequestOut]
+
+
+class ExpertiseFacility(Out):
+    name: str
+    finess: str
+
+
+class ExpertiseThreadMessage(Out):
+    kind: Literal["question", "information", "answer", "declined"]
+    body: str
+    author: str = Field(description="the author's name")
+    at: datetime
+
+
+class ExpertisePhoto(Out):
+    """A photo of a request"""
+
+    id: int
+    media_type: Literal["image/jpeg", "image/png"]
+    width: int
+    height: int
+    size_bytes: int
+    url: str
+    thumbnail_url: str
+
+
+class ExpertisePhotos(Out):
+    """The photos added"""
+
+    items: list[ExpertisePhoto]
+
+
+class ExpertiseThread(ExpertiseRequestOut):
+    """The request, its messages and its photos"""
+
+    specialty: str = Field(description="specialty code")
+    facility: ExpertiseFacility
+    messages: list[ExpertiseThreadMessage]
+    photos: list[ExpertisePhoto]
 
 
 def store(request: web.Request) -> photos.PhotoStore:
@@ -58,46 +130,53 @@ def photo_json(p: ExpertiseAttachment) -> dict[str, Any]:
     }
 
 
+STATE = "Not in a state that allows it"
+
+
 @roles(*CARERS)
-async def list_requests(request: web.Request) -> web.Response:
-    user = current_user(request)
+@endpoint(
+    "Staff: their facility's requests; specialists: their inbox by due date",
+    "listExpertise",
+    response=ExpertiseRequests,
+)
+async def list_requests(request: web.Request) -> dict[str, Any]:
+    ctx = request_context(request)
     async with request.app[DB].read() as session:
-        found = await expertise.listing(session, user)
-    return web.json_response({"items": [request_json(r) for r in found]})
+        found = await expertise.listing(session, ctx)
+    return {"items": [request_json(r) for r in found]}
 
 
 @roles(Role.STAFF)
-async def create(request: web.Request) -> web.Response:
-    user, body, now = current_user(request), await read_json(request), request_context(request).now
-    created = await request.app[DB].run_write(lambda s: expertise.create(s, user, body, now=now))
-    return web.json_response(request_json(created), status=201)
+@endpoint(
+    "Create a draft request (staff)",
+    "createExpertise",
+    body=NewRequest,
+    response=ExpertiseRequestOut,
+    status=201,
+)
+async def create(request: web.Request, body: NewRequest) -> dict[str, Any]:
+    ctx = request_context(request)
+    created = await request.app[DB].run_write(lambda s: expertise.create(s, ctx, body))
+    return request_json(created)
 
 
 @roles(*CARERS)
-async def show(request: web.Request) -> web.Response:
-    user, request_id, now = (
-        current_user(request),
-        path_id(request, "request_id"),
-        request_context(request).now,
-    )
-    found = await request.app[DB].run_write(
-        lambda s: expertise.thread(
-            s, user, request_id, now=now, address=request_context(request).address
-        )
-    )
-    return web.json_response(
-        {
-            **request_json(found.request),
-            "specialty": found.specialty.code,
-            "facility": {"name": found.facility.name, "finess": found.facility.finess},
-            "messages": [
-                {"kind": m.kind, "body": m.body, "author": name, "at": m.created_at.isoformat()}
-                for m, name in found.messages
-            ],
-            "photos": [photo_json(p) for p in found.photos],
-        },
-        headers=NO_STORE,
-    )
+@endpoint("The request, its thread and photos (audited)", "showExpertise", response=ExpertiseThread)
+async def show(request: web.Request, request_id: int) -> web.Response:
+    ctx = request_context(request)
+    found = await request.app[DB].run_write(lambda s: expertise.thread(s, ctx, request_id))
+    data = {
+        **request_json(found.request),
+        "specialty": found.specialty.code,
+        "facility": {"name": found.facility.name, "finess": found.facility.finess},
+        "messages": [
+            {"kind": m.kind, "body": m.body, "author": name, "at": m.created_at.isoformat()}
+            for m, name in found.messages
+        ],
+        "photos": [photo_json(p) for p in found.photos],
+    }
+    ExpertiseThread.model_validate(data)  # what is sent is what the document says
+    return web.json_response(data, headers=NO_STORE)
 
 
 async def _read_photos(request: web.Request) -> list[photos.Photo]:
@@ -135,79 +214,140 @@ async def _file_parts(reader: MultipartReader) -> list[tuple[str, bytes]]:
     return raw
 
 
+PHOTO_UPLOAD = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["photos"],
+            "additionalProperties": False,
+            "properties": {
+                "photos": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": photos.MAX_PHOTOS,
+                    "items": {"type": "string", "format": "binary"},
+                    "description": "JPEG, PNG or HEIC; 15 MB each",
+                }
+            },
+        },
+        "encoding": {"photos": {"contentType": "image/jpeg, image/png, image/heic, image/heif"}},
+    }
+}
+
+
 @roles(Role.STAFF)
-async def upload(request: web.Request) -> web.Response:
-    user, request_id, now = (
-        current_user(request),
-        path_id(request, "request_id"),
-        request_context(request).now,
-    )
+@endpoint(
+    "Add photos (multipart/form-data, field « photos »; JPEG, PNG, HEIC; 15 MB, 10 per request)",
+    "uploadExpertisePhotos",
+    request_content=PHOTO_UPLOAD,
+    response=ExpertisePhotos,
+    status=201,
+    errors={409: "Not a draft, nor asked for more information"},
+)
+async def upload(request: web.Request, request_id: int) -> dict[str, Any]:
+    ctx = request_context(request)
     cleaned = await _read_photos(request)
 
     async def work(session: AsyncSession) -> list[ExpertiseAttachment]:
-        rows = await expertise.add_photos(session, user, request_id, cleaned, now=now)
+        rows = await expertise.add_photos(session, ctx, request_id, cleaned)
         for photo in cleaned:  # inside the transaction: a refused request stores no file
             await store(request).save(session, photo)
         return rows
 
     rows = await request.app[DB].run_write(work)
-    return web.json_response({"items": [photo_json(p) for p in rows]}, status=201)
+    return {"items": [photo_json(p) for p in rows]}
 
 
 async def run_step(
     request: web.Request,
+    request_id: int,
     action: Callable[..., Awaitable[ExpertiseRequest]],
-    text: tuple[Any, ...],
-    *,
-    extra: bool,
+    *args: Any,
+    extra: bool = False,
 ) -> ExpertiseRequest:
     """One step of a request's life, for the API and the pages alike."""
-    user, request_id, settings = (
-        current_user(request),
-        path_id(request, "request_id"),
-        request.app[SETTINGS],
-    )
-    kwargs: dict[str, Any] = {
-        "now": request_context(request).now,
-        "public_url": settings.public_url,
-    }
+    ctx, settings = request_context(request), request.app[SETTINGS]
+    kwargs: dict[str, Any] = {"public_url": settings.public_url}
     if extra:
         kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
-    return await request.app[DB].run_write(lambda s: action(s, user, request_id, *text, **kwargs))
+    return await request.app[DB].run_write(lambda s: action(s, ctx, request_id, *args, **kwargs))
 
 
-def _step(
-    action: Callable[..., Awaitable[ExpertiseRequest]], *, text: bool, extra: bool = False
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        body = await read_json(request) if text else {}
-        args = (body.get("body"),) if text else ()
-        return web.json_response(request_json(await run_step(request, action, args, extra=extra)))
-
-    return handler
-
-
-send = roles(Role.STAFF)(_step(expertise.send, text=False))
-take = roles(Role.SPECIALIST)(_step(expertise.take, text=False))
-ask = roles(Role.SPECIALIST)(_step(expertise.ask, text=True))
-reply = roles(Role.STAFF)(_step(expertise.reply, text=True))
-answer = roles(Role.SPECIALIST)(_step(expertise.answer, text=True, extra=True))
-decline = roles(Role.SPECIALIST)(_step(expertise.decline, text=True))
+@roles(Role.STAFF)
+@endpoint(
+    "Send the draft to the specialty",
+    "sendExpertise",
+    response=ExpertiseRequestOut,
+    errors={409: "Already sent"},
+)
+async def send(request: web.Request, request_id: int) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.send))
 
 
-@roles(*CARERS)
-async def photo(request: web.Request) -> web.Response:
-    user, photo_id, now = (
-        current_user(request),
-        path_id(request, "photo_id"),
-        request_context(request).now,
-    )
-    thumbnail = request.path.endswith("/thumbnail")
+@roles(Role.SPECIALIST)
+@endpoint(
+    "Take the request (specialist)",
+    "takeExpertise",
+    response=ExpertiseRequestOut,
+    errors={409: STATE},
+)
+async def take(request: web.Request, request_id: int) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.take))
+
+
+@roles(Role.SPECIALIST)
+@endpoint(
+    "Ask for more information",
+    "askExpertise",
+    body=ExpertiseNote,
+    response=ExpertiseRequestOut,
+    errors={409: STATE},
+)
+async def ask(request: web.Request, request_id: int, body: ExpertiseNote) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.ask, body))
+
+
+@roles(Role.STAFF)
+@endpoint(
+    "Reply with the information asked (staff)",
+    "replyExpertise",
+    body=ExpertiseNote,
+    response=ExpertiseRequestOut,
+    errors={409: STATE},
+)
+async def reply(request: web.Request, request_id: int, body: ExpertiseNote) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.reply, body))
+
+
+@roles(Role.SPECIALIST)
+@endpoint(
+    "Answer (logs one téléexpertise act)",
+    "answerExpertise",
+    body=ExpertiseAnswer,
+    response=ExpertiseRequestOut,
+    errors={409: STATE},
+)
+async def answer(request: web.Request, request_id: int, body: ExpertiseAnswer) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.answer, body, extra=True))
+
+
+@roles(Role.SPECIALIST)
+@endpoint(
+    "Decline with a reason",
+    "declineExpertise",
+    body=ExpertiseDecline,
+    response=ExpertiseRequestOut,
+    errors={409: STATE},
+)
+async def decline(request: web.Request, request_id: int, body: ExpertiseDecline) -> dict[str, Any]:
+    return request_json(await run_step(request, request_id, expertise.decline, body))
+
+
+async def _image(request: web.Request, photo_id: int, *, thumbnail: bool) -> web.Response:
+    ctx = request_context(request)
 
     async def work(session: AsyncSession) -> tuple[ExpertiseAttachment, bytes]:
-        found = await expertise.photo(
-            session, user, photo_id, now=now, address=request_context(request).address
-        )
+        found = await expertise.photo(session, ctx, photo_id)
         return found, await store(request).read(session, found.content_hash, thumbnail=thumbnail)
 
     found, data = await request.app[DB].run_write(work)
@@ -215,148 +355,25 @@ async def photo(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=media_type, headers=NO_STORE)
 
 
-_TEXT = {"type": "object", "required": ["body"], "properties": {"body": {"type": "string"}}}
-_ONE = spec.ok("The request", spec.ref("ExpertiseRequest"))
-_STEP_ERRORS = {
-    "403": spec.FORBIDDEN,
-    "404": spec.error("No such request"),
-    "409": spec.error("Not in a state that allows it"),
-}
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "ExpertiseRequest": {
-        "type": "object",
-        "required": ["id", "status", "urgency"],
-        "properties": {
-            "id": {"type": "integer"},
-            "status": {"type": "string", "enum": [s.value for s in expertise.LABELS]},
-            "urgency": {"type": "string", "enum": ["24h", "72h", "7d"]},
-            "patient_ref": {"type": "string"},
-            "question": {"type": "string"},
-            "due_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-        "additionalProperties": True,
-    }
-}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE = {media: BINARY for media in sorted(set(photos.ACCEPTED.values()))}  # JPEG, PNG
 
 
-def _step_op(summary: str, op_id: str, body: bool) -> dict[str, Any]:
-    return spec.fragment(
-        summary,
-        op_id,
-        {"200": _ONE, **_STEP_ERRORS, **({"422": spec.error("Missing text")} if body else {})},
-        params=[spec.path("request_id")],
-        body=_TEXT if body else None,
-        unsafe=True,
-    )
+@roles(*CARERS)
+@endpoint(
+    "A photo, to the request's staff and specialists only (no-store, audited)",
+    "expertisePhoto",
+    response_content=IMAGE,
+)
+async def photo(request: web.Request, photo_id: int) -> web.Response:
+    return await _image(request, photo_id, thumbnail=False)
 
 
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/expertise": {
-        "get": spec.fragment(
-            "Staff: their facility's requests; specialists: their inbox by due date",
-            "listExpertise",
-            {"200": spec.ok("Requests", spec.items("ExpertiseRequest")), "403": spec.FORBIDDEN},
-        ),
-        "post": spec.fragment(
-            "Create a draft request (staff)",
-            "createExpertise",
-            {"201": _ONE, "403": spec.FORBIDDEN, "422": spec.error("Invalid field")},
-            body={
-                "type": "object",
-                "required": ["specialty", "patient_ref", "question", "consent_recorded"],
-                "properties": {
-                    "specialty": {"type": "string"},
-                    "specialist_id": spec.ID_SCHEMA,
-                    "patient_ref": {"type": "string"},
-                    "consent_recorded": {"const": True},
-                    "question": {"type": "string"},
-                    "clinical_context": {"type": "string"},
-                    "urgency": {"type": "string", "enum": ["24h", "72h", "7d"]},
-                },
-            },
-            unsafe=True,
-        ),
-    },
-    "/api/expertise/{request_id}": {
-        "get": spec.fragment(
-            "The request, its thread and photos (audited)",
-            "showExpertise",
-            {"200": spec.ok("The thread", spec.ref("ExpertiseRequest")), **_STEP_ERRORS},
-            params=[spec.path("request_id")],
-        )
-    },
-    "/api/expertise/{request_id}/photos": {
-        "post": {
-            **spec.fragment(
-                "Add photos (multipart/form-data, field « photos »; JPEG, PNG, HEIC; 15 MB, 10 per request)",
-                "uploadExpertisePhotos",
-                {
-                    "201": spec.ok("The photos", spec.items("ExpertiseRequest")),
-                    **_STEP_ERRORS,
-                    "422": spec.error("Not an image, damaged, too large or too many"),
-                },
-                params=[spec.path("request_id")],
-                unsafe=True,
-            ),
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "photos": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                }
-                            },
-                        }
-                    }
-                },
-            },
-        }
-    },
-    "/api/expertise/{request_id}/send": {
-        "post": _step_op("Send the draft to the specialty", "sendExpertise", False)
-    },
-    "/api/expertise/{request_id}/take": {
-        "post": _step_op("Take the request (specialist)", "takeExpertise", False)
-    },
-    "/api/expertise/{request_id}/ask": {
-        "post": _step_op("Ask for more information", "askExpertise", True)
-    },
-    "/api/expertise/{request_id}/reply": {
-        "post": _step_op("Reply with the information asked (staff)", "replyExpertise", True)
-    },
-    "/api/expertise/{request_id}/answer": {
-        "post": _step_op("Answer (logs one téléexpertise act)", "answerExpertise", True)
-    },
-    "/api/expertise/{request_id}/decline": {
-        "post": _step_op("Decline with a reason", "declineExpertise", True)
-    },
-    "/api/expertise/photos/{photo_id}": {
-        "get": spec.fragment(
-            "A photo, to the request's staff and specialists only (no-store, audited)",
-            "expertisePhoto",
-            {
-                "200": {"description": "The image"},
-                "403": spec.FORBIDDEN,
-                "404": spec.error("No such photo"),
-            },
-            params=[spec.path("photo_id")],
-        )
-    },
-    "/api/expertise/photos/{photo_id}/thumbnail": {
-        "get": spec.fragment(
-            "A photo's thumbnail (no-store, audited)",
-            "expertiseThumbnail",
-            {
-                "200": {"description": "The image"},
-                "403": spec.FORBIDDEN,
-                "404": spec.error("No such photo"),
-            },
-            params=[spec.path("photo_id")],
-        )
-    },
-}
+@roles(*CARERS)
+@endpoint(
+    "A photo's thumbnail (no-store, audited)",
+    "expertiseThumbnail",
+    response_content={"image/jpeg": BINARY},
+)
+async def thumbnail(request: web.Request, photo_id: int) -> web.Response:
+    return await _image(request, photo_id, thumbnail=True)

@@ -12,20 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from telmi.web.access import access_of, public
-from telmi.web.api import (
-    acts,
-    availability,
-    bookings,
-    consultations,
-    directory,
-    expertise,
-    precall,
-    spec,
-    stats,
-    tokens,
-)
-
-LEGACY = (directory, tokens, availability, bookings, consultations, precall, expertise, acts, stats)
+from telmi.web.api import spec
 
 ERROR = {
     "type": "object",
@@ -82,13 +69,7 @@ def document(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
     routes = _api_routes(router)
     endpoints = [e for r in routes if (e := spec.endpoint_of(r.handler)) is not None]
     refs, defs = _schemas(endpoints)
-    legacy: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"Error": ERROR}
-    for module in LEGACY:
-        for path, item in getattr(module, "OPENAPI_PATHS", {}).items():
-            legacy.setdefault(path, {}).update(item)
-        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
-    schemas.update(defs)
+    schemas: dict[str, Any] = {"Error": ERROR, **defs}
     paths: dict[str, Any] = {}
     for route in routes:
         path, method = route.resource.canonical, route.method.lower()  # type: ignore[union-attr]
@@ -96,7 +77,7 @@ def document(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
         if path == "/api/openapi.json":
             op = SELF
         elif info is None:
-            op = legacy[path][method]
+            raise LookupError(f"{route.method} {path}: an API handler without @endpoint")
         else:
             op = spec.operation(
                 info,

@@ -10,19 +10,20 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from telmi import stats
-from telmi.errors import ValidationError
 from telmi.keys import DB, SETTINGS
-from telmi.models import Role
+from telmi.models import ActType, FacilityCategory, Role
+from telmi.stats import ActStatsQuery, Dimension, GroupKey, MonthlyReportQuery
 from telmi.web.access import request_context, roles
-from telmi.web.api import spec
+from telmi.web.api.spec import Out, endpoint
 
 READERS = (Role.REGIONAL, Role.ADMIN)
-OUTPUT_PARAMS = ("format", "sep", "publication", "threshold")
 CSV_HEADERS = {
     "year": "annee",
     "quarter": "trimestre",
@@ -42,29 +43,6 @@ CSV_HEADERS = {
     "growth": "evolution_pct",
     "masked": "masque",
 }
-
-
-def _threshold(request: web.Request) -> int | None:
-    q = request.query
-    if "threshold" in q:
-        raw = q["threshold"]
-        if not raw.isdigit() or not 2 <= int(raw) <= 1000:
-            raise ValidationError("« threshold » : un entier de 2 à 1000.", field="threshold")
-        return int(raw)
-    if q.get("publication") in ("1", "true", "oui"):
-        return stats.DEFAULT_THRESHOLD
-    if q.get("publication", "0") not in ("0", "false", "non"):
-        raise ValidationError("« publication » vaut 1 ou 0.", field="publication")
-    return None
-
-
-def _format(request: web.Request) -> tuple[str, str]:
-    fmt, sep = request.query.get("format", "json"), request.query.get("sep", ",")
-    if fmt not in ("json", "csv"):
-        raise ValidationError("« format » vaut json ou csv.", field="format")
-    if sep not in (",", ";"):
-        raise ValidationError("« sep » vaut , ou ;", field="sep")
-    return fmt, sep
 
 
 def _cell(name: str, value: Any, sep: str, threshold: int | None) -> str:
@@ -116,177 +94,158 @@ def _note(threshold: int | None, masked: int) -> dict[str, Any] | None:
     }
 
 
+class StatsPeriod(Out):
+    start: date = Field(alias="from")
+    end: date = Field(alias="to", description="inclusive")
+
+
+class StatsRow(Out):
+    """A group: its keys (the ones of group_by), then the measures; null where masked"""
+
+    year: str | None = Field(None, examples=["2025"])
+    quarter: str | None = Field(None, examples=["2025-T1"])
+    month: str | None = Field(None, examples=["2025-01"])
+    week: str | None = Field(None, examples=["2025-S03"])
+    region: str | None = None
+    departement: str | None = None
+    facility_category: FacilityCategory | None = None
+    facility: str | None = Field(None, description="FINESS")
+    specialty: str | None = None
+    act_type: ActType | None = None
+    acts: int | None
+    patients: int | None = Field(None, description="distinct patients (with measures=patients)")
+    duration_seconds: int | None = Field(None, description="with measures=duration")
+    previous_acts: int | None = Field(description="the same period a year before")
+    previous_patients: int | None = None
+    growth: float | None = Field(description="on the year before; 0.5 = +50 %")
+    masked: bool = Field(description="a count of this row is masked")
+
+
+class StatsSuppression(Out):
+    threshold: int
+    masked_rows: int
+    message: str
+
+
+class ActStats(Out):
+    """Aggregates per group, beside the same period a year before"""
+
+    period: StatsPeriod
+    previous_period: StatsPeriod
+    group_by: list[GroupKey]
+    filters: dict[Dimension, list[str]]
+    rows: list[StatsRow]
+    total: StatsRow
+    suppression: StatsSuppression | None = Field(description="with publication or threshold")
+
+
+class ReportRow(Out):
+    month: str = Field(examples=["2025-01"])
+    teleconsultations: int | None
+    patients_teleconsultation: int | None
+    teleexpertises: int | None
+    patients_teleexpertise: int | None
+    professionnels_requerants: int | None
+    professionnels_requis: int | None
+
+
+class ReportSuppression(Out):
+    threshold: int
+    masked_cells: int
+    message: str
+
+
+class MonthlyReport(Out):
+    """One row per month"""
+
+    period: StatsPeriod
+    filters: dict[Dimension, list[str]]
+    rows: list[ReportRow]
+    suppression: ReportSuppression | None = Field(description="with publication or threshold")
+
+
+def _json_or_csv(model: str, description: str) -> dict[str, Any]:
+    return {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}},
+        "text/csv": {
+            "schema": {"type": "string", "description": description},
+        },
+    }
+
+
+CSV = "with format=csv: UTF-8 with a BOM, as an attachment; sep=; for decimal commas"
+
+
+def _today(request: web.Request) -> date:
+    return request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
+
+
 @roles(*READERS)
-async def acts_stats(request: web.Request) -> web.Response:
-    threshold, (fmt, sep) = _threshold(request), _format(request)
-    today = request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
-    query = stats.parse(request.query, today=today, extra=OUTPUT_PARAMS)
+@endpoint(
+    "Act counts, distinct patients and duration per group, with growth on a year before",
+    "actStats",
+    query=ActStatsQuery,
+    response=ActStats,
+    response_content=_json_or_csv("ActStats", CSV),
+)
+async def acts_stats(request: web.Request, query: ActStatsQuery) -> dict[str, Any] | web.Response:
+    asked, threshold = stats.build_query(query, today=_today(request)), query.masking
     async with request.app[DB].read() as session:
-        result = await stats.acts(session, query)
+        result = await stats.acts(session, asked)
     rows, masked = stats.records(result, threshold)
     *body, total = rows
-    if fmt == "csv":
-        columns = [*query.group_by, *total]
-        name = f"telemedecine-actes-{query.start}-{query.last_day}.csv"
-        return csv_response(columns, body, sep=sep, filename=name, threshold=threshold)
-    return web.json_response(
-        {
-            "period": {"from": str(query.start), "to": str(query.last_day)},
-            "previous_period": {
-                "from": str(query.year_before().start),
-                "to": str(query.year_before().last_day),
-            },
-            "group_by": list(query.group_by),
-            "filters": {k: list(v) for k, v in query.filters.items()},
-            "rows": body,
-            "total": total,
-            "suppression": _note(threshold, masked),
-        }
-    )
+    if query.format == "csv":
+        columns = [*asked.group_by, *total]
+        name = f"telemedecine-actes-{asked.start}-{asked.last_day}.csv"
+        return csv_response(columns, body, sep=query.sep, filename=name, threshold=threshold)
+    return {
+        "period": {"from": str(asked.start), "to": str(asked.last_day)},
+        "previous_period": {
+            "from": str(asked.year_before().start),
+            "to": str(asked.year_before().last_day),
+        },
+        "group_by": list(asked.group_by),
+        "filters": {k: list(v) for k, v in asked.filters.items()},
+        "rows": body,
+        "total": total,
+        "suppression": _note(threshold, masked),
+    }
 
 
 @roles(*READERS)
-async def monthly_report(request: web.Request) -> web.Response:
-    threshold, (fmt, sep) = _threshold(request), _format(request)
-    today = request_context(request).now.astimezone(request.app[SETTINGS].tz).date()
-    query = stats.parse(request.query, today=today, extra=OUTPUT_PARAMS)
-    if query.group_by:
-        raise ValidationError("Le rapport mensuel est groupé par mois.", field="group_by")
+@endpoint(
+    "The monthly report regional agencies send upward",
+    "monthlyReport",
+    query=MonthlyReportQuery,
+    response=MonthlyReport,
+    response_content=_json_or_csv("MonthlyReport", CSV),
+)
+async def monthly_report(
+    request: web.Request, query: MonthlyReportQuery
+) -> dict[str, Any] | web.Response:
+    asked, threshold = stats.build_query(query, today=_today(request)), query.masking
     async with request.app[DB].read() as session:
-        rows = await stats.monthly_report(session, query)
+        rows = await stats.monthly_report(session, asked)
     masked = 0
     if threshold is not None:
         for row in rows:
             for column in stats.REPORT_COLUMNS:
                 if 0 < row[column] < threshold:
                     row[column], masked = None, masked + 1
-    if fmt == "csv":
+    if query.format == "csv":
         return csv_response(
             ["month", *stats.REPORT_COLUMNS],
             rows,
-            sep=sep,
-            filename=f"telemedecine-rapport-mensuel-{query.start}-{query.last_day}.csv",
+            sep=query.sep,
+            filename=f"telemedecine-rapport-mensuel-{asked.start}-{asked.last_day}.csv",
             threshold=threshold,
         )
     note = _note(threshold, masked)
     if note is not None:
         note["masked_cells"] = note.pop("masked_rows")
-    return web.json_response(
-        {
-            "period": {"from": str(query.start), "to": str(query.last_day)},
-            "filters": {k: list(v) for k, v in query.filters.items()},
-            "rows": rows,
-            "suppression": note,
-        }
-    )
-
-
-_PERIOD_PARAMS = [
-    spec.query("from", {"type": "string", "format": "date"}, "first day (default: 1 January)"),
-    spec.query("to", {"type": "string", "format": "date"}, "last day, inclusive (default: today)"),
-    *(
-        spec.query(name, {"type": "string"}, "filter: comma-separated values")
-        for name in stats.DIMENSIONS
-    ),
-    spec.query("format", {"type": "string", "enum": ["json", "csv"]}),
-    spec.query("sep", {"type": "string", "enum": [",", ";"]}, "CSV separator"),
-    spec.query("publication", {"type": "string", "enum": ["0", "1"]}, "mask counts below 11"),
-    spec.query("threshold", {"type": "integer", "minimum": 2}, "mask counts below this"),
-]
-_NULLABLE_INT = {"type": ["integer", "null"]}
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "StatsRow": {
-        "type": "object",
-        "description": "group keys (year 2025, quarter 2025-T1, month 2025-01, week 2025-S03, "
-        "dimension codes) then the measures; null where masked",
-        "required": ["acts", "previous_acts", "growth", "masked"],
-        "properties": {
-            "acts": _NULLABLE_INT,
-            "patients": _NULLABLE_INT,
-            "duration_seconds": _NULLABLE_INT,
-            "previous_acts": _NULLABLE_INT,
-            "previous_patients": _NULLABLE_INT,
-            "growth": {
-                "type": ["number", "null"],
-                "description": "on the year before; 0.5 = +50 %",
-            },
-            "masked": {"type": "boolean"},
-        },
-        "additionalProperties": True,
-    },
-    "Suppression": {
-        "type": ["object", "null"],
-        "properties": {"threshold": {"type": "integer"}, "message": {"type": "string"}},
-    },
-}
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/stats/acts": {
-        "get": spec.fragment(
-            "Act counts, distinct patients and duration per group, with growth on a year before",
-            "actStats",
-            {
-                "200": spec.ok(
-                    "Aggregates (or CSV with format=csv)",
-                    {
-                        "type": "object",
-                        "required": ["period", "rows", "total"],
-                        "properties": {
-                            "period": {"type": "object"},
-                            "previous_period": {"type": "object"},
-                            "group_by": {"type": "array", "items": {"type": "string"}},
-                            "filters": {"type": "object"},
-                            "rows": {"type": "array", "items": spec.ref("StatsRow")},
-                            "total": spec.ref("StatsRow"),
-                            "suppression": spec.ref("Suppression"),
-                        },
-                    },
-                ),
-                "403": spec.FORBIDDEN,
-                "422": spec.error("Unknown grouping, filter or measure; bad dates"),
-            },
-            params=[
-                spec.query(
-                    "group_by",
-                    {"type": "string"},
-                    "comma-separated: one of year, quarter, month, week, and any of "
-                    + ", ".join(stats.DIMENSIONS),
-                ),
-                spec.query("measures", {"type": "string"}, "subset of acts,patients,duration"),
-                *_PERIOD_PARAMS,
-            ],
-        )
-    },
-    "/api/stats/monthly-report": {
-        "get": spec.fragment(
-            "The monthly report regional agencies send upward",
-            "monthlyReport",
-            {
-                "200": spec.ok(
-                    "One row per month (or CSV with format=csv)",
-                    {
-                        "type": "object",
-                        "required": ["rows"],
-                        "properties": {
-                            "rows": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "month": {"type": "string"},
-                                        **{c: _NULLABLE_INT for c in stats.REPORT_COLUMNS},
-                                    },
-                                },
-                            },
-                            "suppression": spec.ref("Suppression"),
-                        },
-                    },
-                ),
-                "403": spec.FORBIDDEN,
-                "422": spec.error("Bad dates or filters"),
-            },
-            params=_PERIOD_PARAMS,
-        )
-    },
-}
+    return {
+        "period": {"from": str(asked.start), "to": str(asked.last_day)},
+        "filters": {k: list(v) for k, v in asked.filters.items()},
+        "rows": rows,
+        "suppression": note,
+    }

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from telmi import accounts
-from telmi.errors import ValidationError
+from telmi.accounts import NewToken
 from telmi.keys import DB
 from telmi.models import ApiToken
-from telmi.web.access import authenticated, current_user, request_context
-from telmi.web.api import spec
-from telmi.web.http import path_id, read_json
+from telmi.web.access import authenticated, request_context
+from telmi.web.api.spec import Out, endpoint
+
+
+class ApiTokenOut(Out):
+    """A personal API token (never its value)"""
+
+    id: int
+    name: str
+    prefix: str = Field(description="first characters, to recognise it")
+    created_at: datetime
+    revoked: bool
+
+
+class CreatedToken(ApiTokenOut):
+    """The token, with its value (shown once)"""
+
+    token: str = Field(description="send it as `Authorization: Bearer <token>`")
+
+
+class ApiTokens(Out):
+    """The caller's tokens"""
+
+    items: list[ApiTokenOut]
 
 
 def token_json(token: ApiToken) -> dict[str, Any]:
@@ -26,87 +49,30 @@ def token_json(token: ApiToken) -> dict[str, Any]:
 
 
 @authenticated
-async def list_tokens(request: web.Request) -> web.Response:
+@endpoint("The caller's personal API tokens", "listTokens", response=ApiTokens)
+async def list_tokens(request: web.Request) -> dict[str, Any]:
     async with request.app[DB].read() as session:
-        tokens = await accounts.list_tokens(session, current_user(request))
-    return web.json_response({"items": [token_json(t) for t in tokens]})
+        tokens = await accounts.list_tokens(session, request_context(request).caller)
+    return {"items": [token_json(t) for t in tokens]}
 
 
 @authenticated
-async def create_token(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 100:
-        raise ValidationError(
-            "« name » doit être un texte de 100 caractères au plus.", field="name"
-        )
+@endpoint(
+    "Create a personal API token; its value is shown once",
+    "createToken",
+    body=NewToken,
+    response=CreatedToken,
+    status=201,
+)
+async def create_token(request: web.Request, body: NewToken) -> dict[str, Any]:
     async with request.app[DB].write() as session:
-        token, raw = await accounts.create_token(
-            session, current_user(request), name=name, now=request_context(request).now
-        )
-    return web.json_response({**token_json(token), "token": raw}, status=201)
+        token, raw = await accounts.create_token(session, request_context(request), body)
+    return {**token_json(token), "token": raw}
 
 
 @authenticated
-async def revoke_token(request: web.Request) -> web.Response:
-    token_id = path_id(request, "token_id")
+@endpoint("Revoke one of the caller's tokens", "revokeToken", response=ApiTokenOut)
+async def revoke_token(request: web.Request, token_id: int) -> dict[str, Any]:
     async with request.app[DB].write() as session:
-        token = await accounts.revoke_token(
-            session, token_id, actor=current_user(request), now=request_context(request).now
-        )
-    return web.json_response(token_json(token))
-
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "ApiToken": {
-        "type": "object",
-        "required": ["id", "name", "prefix", "created_at", "revoked"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "prefix": {"type": "string", "description": "first characters, to recognise it"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "revoked": {"type": "boolean"},
-        },
-    }
-}
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/tokens": {
-        "get": spec.fragment(
-            "The caller's personal API tokens",
-            "listTokens",
-            {"200": spec.ok("Tokens", spec.items("ApiToken"))},
-        ),
-        "post": spec.fragment(
-            "Create a personal API token; its value is shown once",
-            "createToken",
-            {
-                "201": spec.ok(
-                    "The token, with its value",
-                    {
-                        "allOf": [
-                            spec.ref("ApiToken"),
-                            {"type": "object", "properties": {"token": {"type": "string"}}},
-                        ]
-                    },
-                ),
-                "422": spec.error("Invalid name"),
-            },
-            body={"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}}},
-            unsafe=True,
-        ),
-    },
-    "/api/tokens/{token_id}": {
-        "delete": spec.fragment(
-            "Revoke one of the caller's tokens",
-            "revokeToken",
-            {
-                "200": spec.ok("The revoked token", spec.ref("ApiToken")),
-                "404": spec.error("No such token of the caller"),
-            },
-            params=[spec.path("token_id")],
-            unsafe=True,
-        )
-    },
-}
+        token = await accounts.revoke_token(session, request_context(request), token_id)
+    return token_json(token)

@@ -10,25 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from telmi import accounts, agenda, availability
-from telmi.availability import SyncReport
+from telmi.availability import AvailabilityQuery, ExceptionInput, RuleInput, SyncReport
 from telmi.errors import TelmiError
 from telmi.keys import DB, SETTINGS
-from telmi.models import Role, User
-from telmi.web.access import current_user, roles
-from telmi.web.http import path_id, slot_timing
+from telmi.models import Role
+from telmi.values import parse
+from telmi.web.access import request_context, roles
+from telmi.web.http import path_id
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
 
 MANAGERS = (Role.SPECIALIST, Role.ADMIN)
 MAX_CONFLICTS_SHOWN = 50
-Change = Callable[[AsyncSession, User], Awaitable[SyncReport]]
+Change = Callable[[AsyncSession], Awaitable[SyncReport]]
 
 
 def _who(request: web.Request) -> dict[str, str]:
@@ -37,9 +39,15 @@ def _who(request: web.Request) -> dict[str, str]:
     return {"specialiste": raw} if raw.isdigit() else {}
 
 
-def _specialist_id(request: web.Request) -> int | None:
+def _whose(request: web.Request) -> AvailabilityQuery:
+    """Whose availability the page shows and changes (an id no row can have is refused)."""
     who = _who(request)
-    return int(who["specialiste"]) if who else None
+    return parse(AvailabilityQuery, {"specialist_id": who.get("specialiste")}, strict=False)
+
+
+def _horizon(request: web.Request) -> tuple[ZoneInfo, int]:
+    settings = request.app[SETTINGS]
+    return settings.tz, settings.slot_horizon_weeks
 
 
 def _report_query(report: SyncReport) -> dict[str, str]:
@@ -82,18 +90,19 @@ async def _page(
     rule: dict[str, Any] | None = None,
     absence: dict[str, str] | None = None,
 ) -> web.Response:
-    user, timing = current_user(request), slot_timing(request)
+    ctx, whose = request_context(request), _whose(request)
+    user, (tz, weeks) = ctx.caller, _horizon(request)
     report = _report(request)
     async with request.app[DB].read() as session:
-        if user.role is Role.ADMIN and _specialist_id(request) is None:
+        if user.role is Role.ADMIN and whose.specialist_id is None:
             everyone = await accounts.list_users(session)
             specialists = [u for u in everyone if u.role is Role.SPECIALIST]
             return render(
                 request, "availability_choose.html", page_context(request, specialists=specialists)
             )
-        specialist = await availability.specialist_for(session, user, _specialist_id(request))
-        rules = await availability.list_rules(session, specialist)
-        absences = await availability.list_exceptions(session, specialist, now=timing["now"])
+        specialist = await availability.specialist_for(session, user, whose.specialist_id)
+        rules = await availability.list_rules(session, ctx, whose)
+        absences = await availability.list_exceptions(session, ctx, whose)
         conflicts = await agenda.booked_slots(
             session, specialist, report["slot_ids"] if report else []
         )
@@ -106,25 +115,19 @@ async def _page(
         absences=absences,
         report=report,
         conflicts=conflicts,
-        rule=rule or forms.rule_defaults(timing["now"].astimezone(timing["tz"]).date()),
+        rule=rule or forms.rule_defaults(ctx.now.astimezone(tz).date()),
         absence=absence or {"starts_at": "", "ends_at": "", "reason": ""},
         rule_error=readable(error) if error and rule is not None else None,
         absence_error=readable(error) if error and absence is not None else None,
         timezone=request.app[SETTINGS].timezone,
-        weeks=timing["weeks"],
+        weeks=weeks,
     )
     return render(request, "availability.html", context, status=error.status if error else 200)
 
 
 async def _apply(request: web.Request, ok: str, change: Change) -> web.HTTPSeeOther:
     """Run a change for the page's specialist; 303 to the page with its SyncReport."""
-    user = current_user(request)
-
-    async def work(session: AsyncSession) -> SyncReport:
-        specialist = await availability.specialist_for(session, user, _specialist_id(request))
-        return await change(session, specialist)
-
-    report = await request.app[DB].run_write(work)
+    report = await request.app[DB].run_write(change)
     page: URL = request.app.router["availability"].url_for()
     return web.HTTPSeeOther(page.with_query({**_who(request), "ok": ok, **_report_query(report)}))
 
@@ -137,16 +140,16 @@ async def show(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def add_rule(request: web.Request) -> web.Response:
-    user, form = current_user(request), await forms.read(request)
-
-    async def change(session: AsyncSession, specialist: User) -> SyncReport:
-        body = forms.rule_body(form)
-        _, report = await availability.create_rule(
-            session, user, specialist, body, **slot_timing(request)
-        )
-        return report
-
+    ctx, form, (tz, weeks) = request_context(request), await forms.read(request), _horizon(request)
     try:
+        whose = _whose(request)
+        data = {**forms.rule_body(form), "specialist_id": whose.specialist_id}
+        rule = parse(RuleInput, data, strict=False)
+
+        async def change(session: AsyncSession) -> SyncReport:
+            _, report = await availability.create_rule(session, ctx, rule, tz=tz, weeks=weeks)
+            return report
+
         done = await _apply(request, "regle_ajoutee", change)
     except FORM_ERRORS as exc:
         return await _page(request, error=exc, rule=forms.rule_values(form))
@@ -155,12 +158,15 @@ async def add_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_rule(request: web.Request) -> web.Response:
-    user, rule_id = current_user(request), path_id(request, "rule_id")
+    ctx, rule_id, (tz, weeks) = (
+        request_context(request),
+        path_id(request, "rule_id"),
+        _horizon(request),
+    )
+    whose = _whose(request)
 
-    async def change(session: AsyncSession, specialist: User) -> SyncReport:
-        _, report = await availability.delete_rule(
-            session, user, specialist, rule_id, **slot_timing(request)
-        )
+    async def change(session: AsyncSession) -> SyncReport:
+        _, report = await availability.delete_rule(session, ctx, rule_id, whose, tz=tz, weeks=weeks)
         return report
 
     raise await _apply(request, "regle_supprimee", change)
@@ -168,16 +174,18 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def add_absence(request: web.Request) -> web.Response:
-    user, form = current_user(request), await forms.read(request)
-
-    async def change(session: AsyncSession, specialist: User) -> SyncReport:
-        body = forms.absence_body(form)
-        _, report = await availability.create_exception(
-            session, user, specialist, body, **slot_timing(request)
-        )
-        return report
-
+    ctx, form, (tz, weeks) = request_context(request), await forms.read(request), _horizon(request)
     try:
+        whose = _whose(request)
+        data = {**forms.absence_body(form, tz), "specialist_id": whose.specialist_id}
+        absence = parse(ExceptionInput, data, strict=False)
+
+        async def change(session: AsyncSession) -> SyncReport:
+            _, report = await availability.create_exception(
+                session, ctx, absence, tz=tz, weeks=weeks
+            )
+            return report
+
         done = await _apply(request, "absence_ajoutee", change)
     except FORM_ERRORS as exc:
         return await _page(request, error=exc, absence=forms.absence_values(form))
@@ -186,11 +194,12 @@ async def add_absence(request: web.Request) -> web.Response:
 
 @roles(*MANAGERS)
 async def delete_absence(request: web.Request) -> web.Response:
-    user, absence_id = current_user(request), path_id(request, "absence_id")
+    ctx, absence_id = request_context(request), path_id(request, "absence_id")
+    whose, (tz, weeks) = _whose(request), _horizon(request)
 
-    async def change(session: AsyncSession, specialist: User) -> SyncReport:
+    async def change(session: AsyncSession) -> SyncReport:
         return await availability.delete_exception(
-            session, user, specialist, absence_id, **slot_timing(request)
+            session, ctx, absence_id, whose, tz=tz, weeks=weeks
         )
 
     raise await _apply(request, "absence_supprimee", change)

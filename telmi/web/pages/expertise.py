@@ -14,9 +14,11 @@ from sqlalchemy import select
 
 from telmi import expertise
 from telmi.errors import TelmiError
+from telmi.expertise import ExpertiseAnswer, ExpertiseDecline, ExpertiseNote
 from telmi.keys import DB
 from telmi.models import ExpertiseStatus, Role, Specialty
-from telmi.web.access import current_user, request_context, roles
+from telmi.values import Body, parse
+from telmi.web.access import request_context, roles
 from telmi.web.api.expertise import run_step
 from telmi.web.http import path_id
 from telmi.web.pages import forms
@@ -28,9 +30,10 @@ CARERS = (Role.STAFF, Role.SPECIALIST)
 
 @roles(*CARERS)
 async def index(request: web.Request) -> web.Response:
-    user, now = current_user(request), request_context(request).now
+    ctx = request_context(request)
+    user, now = ctx.caller, ctx.now
     async with request.app[DB].read() as session:
-        items = await expertise.listing(session, user)
+        items = await expertise.listing(session, ctx)
         names = {s.id: s.name for s in await session.scalars(select(Specialty))}
     return render(
         request,
@@ -55,16 +58,9 @@ async def new(request: web.Request) -> web.Response:
 
 @roles(*CARERS)
 async def show(request: web.Request, error: str | None = None) -> web.Response:
-    user, request_id, now = (
-        current_user(request),
-        path_id(request, "request_id"),
-        request_context(request).now,
-    )
-    thread = await request.app[DB].run_write(
-        lambda s: expertise.thread(
-            s, user, request_id, now=now, address=request_context(request).address
-        )
-    )
+    ctx, request_id = request_context(request), path_id(request, "request_id")
+    user, now = ctx.caller, ctx.now
+    thread = await request.app[DB].run_write(lambda s: expertise.thread(s, ctx, request_id))
     r = thread.request
     mine = r.assigned_to_id == user.id
     actions = {
@@ -92,14 +88,16 @@ async def show(request: web.Request, error: str | None = None) -> web.Response:
 
 
 def _form_step(
-    action: Callable[..., Awaitable[Any]], *, text: bool, extra: bool = False
+    action: Callable[..., Awaitable[Any]], text: type[Body] | None = None, *, extra: bool = False
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A thread's form: its « body » field read as the step's `text` model, if it takes one."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         request_id = path_id(request, "request_id")
         form = await forms.read(request)
-        args = (form.get("body", ""),) if text else ()
         try:
-            await run_step(request, action, args, extra=extra)
+            args = (parse(text, {"body": form.get("body", "")}, strict=False),) if text else ()
+            await run_step(request, request_id, action, *args, extra=extra)
         except TelmiError as exc:
             if exc.status in (403, 404):
                 raise
@@ -111,9 +109,9 @@ def _form_step(
     return handler
 
 
-take = roles(Role.SPECIALIST)(_form_step(expertise.take, text=False))
-ask = roles(Role.SPECIALIST)(_form_step(expertise.ask, text=True))
-answer = roles(Role.SPECIALIST)(_form_step(expertise.answer, text=True, extra=True))
-decline = roles(Role.SPECIALIST)(_form_step(expertise.decline, text=True))
-reply = roles(Role.STAFF)(_form_step(expertise.reply, text=True))
-send = roles(Role.STAFF)(_form_step(expertise.send, text=False))
+take = roles(Role.SPECIALIST)(_form_step(expertise.take))
+ask = roles(Role.SPECIALIST)(_form_step(expertise.ask, ExpertiseNote))
+answer = roles(Role.SPECIALIST)(_form_step(expertise.answer, ExpertiseAnswer, extra=True))
+decline = roles(Role.SPECIALIST)(_form_step(expertise.decline, ExpertiseDecline))
+reply = roles(Role.STAFF)(_form_step(expertise.reply, ExpertiseNote))
+send = roles(Role.STAFF)(_form_step(expertise.send))

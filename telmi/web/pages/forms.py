@@ -7,8 +7,9 @@ validate one shape whether a request came from the API or from a page. Conversio
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -31,15 +32,6 @@ async def read(request: web.Request) -> Form:
 def text(form: Form, name: str) -> str:
     value = form.get(name, "")
     return value.strip() if isinstance(value, str) else ""
-
-
-def integer(form: Form, name: str) -> int:
-    value = text(form, name)
-    if not value:
-        raise ValidationError(f"« {name} » est obligatoire.", field=name)
-    if not value.isdigit():
-        raise ValidationError(f"« {name} » doit être un nombre entier.", field=name)
-    return int(value)
 
 
 def booking_body(form: Form, slot_id: int) -> dict[str, Any]:
@@ -78,21 +70,15 @@ def rule_values(form: Form) -> dict[str, Any]:
 
 
 def rule_body(form: Form) -> dict[str, Any]:
-    """The body of `availability.create_rule`: integers, a list of act types, a boolean."""
+    """The add-rule form as the data of an `availability.RuleInput` (read with
+    `values.parse(..., strict=False)`): a blank field is an absent one."""
     values = rule_values(form)
+    names = ("weekday", "start", "end", "slot_minutes", "buffer_minutes")
     body: dict[str, Any] = {
-        "weekday": integer(form, "weekday"),
-        "start": values["start"],
-        "end": values["end"],
-        "slot_minutes": integer(form, "slot_minutes"),
-        "act_types": values["act_types"],
-        "open_on_public_holidays": values["open_on_public_holidays"],
+        name: values[name] for name in (*names, "valid_from", "valid_until") if values[name]
     }
-    if values["buffer_minutes"]:
-        body["buffer_minutes"] = integer(form, "buffer_minutes")
-    for name in ("valid_from", "valid_until"):
-        if values[name]:
-            body[name] = values[name]
+    body["act_types"] = values["act_types"]
+    body["open_on_public_holidays"] = values["open_on_public_holidays"]
     return body
 
 
@@ -100,10 +86,20 @@ def absence_values(form: Form) -> dict[str, str]:
     return {name: text(form, name) for name in ("starts_at", "ends_at", "reason")}
 
 
-def absence_body(form: Form) -> dict[str, str]:
-    """`datetime-local` inputs carry no offset: the service reads them as local time."""
+def absence_body(form: Form, tz: ZoneInfo) -> dict[str, Any]:
+    """The absence form as the data of an `availability.ExceptionInput`. `datetime-local`
+    inputs carry no offset: they are local wall-clock times, made instants here (the API
+    itself takes only instants with their offset)."""
     values = absence_values(form)
+    body: dict[str, Any] = {"reason": values["reason"]}
     for name in ("starts_at", "ends_at"):
         if not values[name]:
-            raise ValidationError(f"« {name} » est obligatoire.", field=name)
-    return values
+            continue  # the model says it is required
+        try:
+            at = datetime.fromisoformat(values[name])
+        except ValueError:
+            raise ValidationError(
+                f"« {name} » : une date et une heure (AAAA-MM-JJTHH:MM).", field=name
+            ) from None
+        body[name] = at if at.tzinfo is not None else at.replace(tzinfo=tz)
+    return body

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from telmi import stats
+from telmi import stats, values
 from telmi.errors import ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.labels import label
@@ -69,8 +69,9 @@ async def statistics(request: web.Request) -> web.Response:
         "facility_category": {c.value: label(c) for c in FacilityCategory},
         "act_type": {t.value: label(t) for t in ActType},
     }
+    query = stats.build_query(values.parse(stats.ActStatsQuery, params, strict=False), today=today)
     async with request.app[DB].read() as session:
-        seen = await stats.year_overview(session, stats.parse(params, today=today), labels=labels)
+        seen = await stats.year_overview(session, query, labels=labels)
     shown_months = 12 if year < today.year else today.month
     total = seen.total
     csv_params = params | {"format": "csv", "sep": ";"}
