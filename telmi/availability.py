@@ -13,7 +13,7 @@ Rules and absences arrive as typed `RuleInput` and `ExceptionInput`; whose they 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -148,15 +148,6 @@ class ExceptionInput(Body):
     ends_at: Instant = Field(description="with its offset; after starts_at, in the future")
     reason: text(200) = ""  # type: ignore[valid-type]
 
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _storable(cls, at: datetime) -> datetime:
-        try:
-            at.astimezone(UTC)
-        except OverflowError:
-            raise PydanticCustomError("instant_range", "une date-heure hors des limites") from None
-        return at
-
     @field_validator("ends_at")
     @classmethod
     def _ends_after_start(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
@@ -166,15 +157,6 @@ class ExceptionInput(Body):
                 "end_before_start", "La fin de l'absence doit suivre son début."
             )
         return ends_at
-
-
-def parse_date(value: Any, name: str) -> date:
-    try:
-        if isinstance(value, str) and len(value) == 10:
-            return date.fromisoformat(value)
-    except ValueError:
-        pass
-    raise ValidationError(f"« {name} » doit être une date AAAA-MM-JJ.", field=name)
 
 
 def to_weekly(rule: RuleInput, *, today: date) -> WeeklyRule:

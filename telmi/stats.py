@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import pydantic
 import sqlalchemy as sa
-from pydantic import AfterValidator, BeforeValidator, Field, WrapValidator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WrapValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import ColumnElement, Select, String, Table, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -150,7 +150,6 @@ def _yes_no(value: Any) -> Any:
 
 RegionCode = Annotated[str, Field(pattern=r"^\d{2,3}$")]
 DepartementCode = Annotated[str, Field(pattern=r"^(\d{2,3}|2[AB])$")]
-FacilityFiness = Annotated[str, Field(pattern=r"^[0-9AB]{9}$")]
 SpecialtyCode = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,40}$")]
 FILTER = "filter: repeat the parameter or separate the values with commas"
 
@@ -159,7 +158,7 @@ class StatsFilters(values.Query):
     """The period, the filters and the output of a statistics request. A parameter this
     does not name is refused: a mistyped filter must not widen the answer silently."""
 
-    refuse_unknown: ClassVar[bool] = True
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     start: values.LocalDate | None = Field(
         None, alias="from", description="first day (default: 1 January of the year of `to`)"
@@ -174,7 +173,7 @@ class StatsFilters(values.Query):
     facility_category: _listed(  # type: ignore[valid-type]
         FacilityCategory, "catégorie", [c.value for c in FacilityCategory]
     ) = Field([], description=FILTER)
-    facility: _listed(FacilityFiness, "FINESS") = Field([], description=FILTER)  # type: ignore[valid-type]
+    facility: _listed(values.Finess, "FINESS") = Field([], description=FILTER)  # type: ignore[valid-type]
     specialty: _listed(SpecialtyCode, "spécialité") = Field([], description=FILTER)  # type: ignore[valid-type]
     act_type: _listed(ActType, "type d'acte", [t.value for t in ActType]) = Field(  # type: ignore[valid-type]
         [], description=FILTER

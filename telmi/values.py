@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, TypeVar
 
 import pydantic
@@ -30,7 +30,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from telmi.errors import ValidationError
-from telmi.models import ActType
 
 MAX_ID = 2**31 - 1
 PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -46,9 +45,11 @@ class Body(BaseModel):
 
 
 class Query(BaseModel):
-    """A query string or a form: every value arrives as text, so numbers are read from it."""
+    """A query string or a form: every value arrives as text, so numbers are read from it.
+    A name the model does not know is ignored (links carry their own), unless the model
+    says `extra="forbid"`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # --- characters ------------------------------------------------------------------------------
@@ -220,15 +221,18 @@ Rpps = Annotated[
     AfterValidator(_rpps),
     WithJsonSchema({"type": "string", "pattern": "^[0-9]{11}$", "description": "RPPS (Luhn)"}),
 ]
-Finess = Annotated[str, Field(pattern=r"^[0-9]{2}[0-9AB][0-9]{6}$")]
-
-ActTypeValue = ActType
-"""Act types are an enum of the models; its values are the JSON ones."""
+Finess = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]{2}|2[AB])[0-9]{7}$",
+        description="FINESS: the département (2A/2B for Corsica) and 7 digits",
+    ),
+]
 
 
 def _hhmm(value: Any) -> Any:
     if isinstance(value, str) and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
-        raise PydanticCustomError("hhmm", "une heure HH:MM")
+        raise PydanticCustomError("hhmm", "doit être une heure HH:MM")
     return time.fromisoformat(value) if isinstance(value, str) else value  # strict JSON too
 
 
@@ -262,19 +266,29 @@ def _iso(kind: type[date], message: str, shape: str = r".*") -> Any:
     return BeforeValidator(read)
 
 
-LocalDate = Annotated[date, _iso(date, "une date AAAA-MM-JJ", r"[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+LocalDate = Annotated[
+    date, _iso(date, "doit être une date AAAA-MM-JJ", r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+]
 """A calendar day in Europe/Paris, `YYYY-MM-DD`."""
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise PydanticCustomError("timezone_aware", "une date-heure avec son fuseau")
+def _aware(value: datetime) -> datetime:
+    """With its offset, and storable: year 1 at +01:00 has no UTC form."""
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "timezone_aware",
+            "doit être une date-heure avec son fuseau (ex. 2026-03-02T14:30:00+01:00)",
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("instant_range", "est hors des dates possibles") from None
     return value
 
 
 Instant = Annotated[
     datetime,
-    _iso(datetime, "une date-heure ISO 8601 avec fuseau (ex. 2026-03-02T14:30:00+01:00)"),
+    _iso(datetime, "doit être une date-heure ISO 8601 avec fuseau (ex. 2026-03-02T14:30:00+01:00)"),
     AfterValidator(_aware),
 ]
 """An instant: ISO 8601 / RFC 3339 with its offset (`2026-03-02T14:30:00+01:00`)."""
@@ -306,16 +320,16 @@ _MESSAGES = {
     "list_type": "doit être une liste",
     "model_type": "doit être un objet",
     "dict_type": "doit être un objet",
-    "date_type": "une date AAAA-MM-JJ",
-    "date_parsing": "une date AAAA-MM-JJ",
-    "date_from_datetime_parsing": "une date AAAA-MM-JJ",
-    "date_from_datetime_inexact": "une date AAAA-MM-JJ",
-    "datetime_type": "une date-heure ISO 8601 avec fuseau",
-    "datetime_parsing": "une date-heure ISO 8601 avec fuseau",
-    "datetime_from_date_parsing": "une date-heure ISO 8601 avec fuseau",
-    "timezone_aware": "une date-heure avec son fuseau (ex. 2026-03-02T14:30:00+01:00)",
-    "time_type": "une heure HH:MM",
-    "time_parsing": "une heure HH:MM",
+    "date_type": "doit être une date AAAA-MM-JJ",
+    "date_parsing": "doit être une date AAAA-MM-JJ",
+    "date_from_datetime_parsing": "doit être une date AAAA-MM-JJ",
+    "date_from_datetime_inexact": "doit être une date AAAA-MM-JJ",
+    "datetime_type": "doit être une date-heure ISO 8601 avec fuseau",
+    "datetime_parsing": "doit être une date-heure ISO 8601 avec fuseau",
+    "datetime_from_date_parsing": "doit être une date-heure ISO 8601 avec fuseau",
+    "timezone_aware": "doit être une date-heure avec son fuseau (ex. 2026-03-02T14:30:00+01:00)",
+    "time_type": "doit être une heure HH:MM",
+    "time_parsing": "doit être une heure HH:MM",
     "string_pattern_mismatch": "format invalide",
     "union_tag_invalid": "valeur inconnue",
 }
@@ -342,6 +356,9 @@ def _message(error: Mapping[str, Any]) -> str:
     return error["msg"]  # our own PydanticCustomError messages are French already
 
 
+_VERBS = ("doit ", "est ", "contient ")
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
     name = ""
     for part in loc:
@@ -356,6 +373,8 @@ def invalid(exc: pydantic.ValidationError) -> ValidationError:
     name, message = field_name(loc) or "corps", _message(error)
     if message.endswith("."):  # a sentence of its own
         return ValidationError(message, field=name)
+    if message.startswith(_VERBS):  # « du » doit être une date AAAA-MM-JJ.
+        return ValidationError(f"« {name} » {message}.", field=name)
     return ValidationError(f"« {name} » : {message}.", field=name)
 
 

@@ -409,11 +409,11 @@ async def test_deleting_a_rule_withdraws_its_free_slots(
         ({"start": "16:00", "end": "14:00"}, "L'heure de fin doit suivre l'heure de début."),
         ({"act_types": []}, "« Types d'actes » : au moins 1 élément(s)."),
         ({"act_types": ["chirurgie"]}, "« act_types[0] » : valeur inconnue"),
-        ({"slot_minutes": "trente"}, "« Durée d'un créneau » : doit être un entier."),
+        ({"slot_minutes": "trente"}, "« Durée d'un créneau » doit être un entier."),
         ({"slot_minutes": "300"}, "≤ 240"),  # « Durée d'un créneau » : ... ≤ 240.
         ({"slot_minutes": "150"}, "La plage est plus courte qu'un créneau."),
-        ({"start": ""}, "« Heure de début » : est obligatoire."),
-        ({"start": "2 h"}, "« Heure de début » : une heure HH:MM."),
+        ({"start": ""}, "« Heure de début » est obligatoire."),
+        ({"start": "2 h"}, "« Heure de début » doit être une heure HH:MM."),
         (
             {"valid_from": "2030-06-01", "valid_until": "2030-05-01"},
             "« Valable jusqu'au » précède « Valable à partir du ».",
@@ -450,7 +450,7 @@ async def test_a_bad_absence_is_refused_with_a_french_message(
     assert 'value="2030-03-08T12:00"' in html
     missing = await _post(client, "/disponibilites/absences", {"ends_at": ""}, "/disponibilites")
     assert missing.status == 422
-    assert "« Début de l'absence » : est obligatoire." in await _read(missing)
+    assert "« Début de l'absence » est obligatoire." in await _read(missing)
     odd = {"starts_at": "le 8 mars", "ends_at": "2030-03-08T09:00"}
     refused = await _post(client, "/disponibilites/absences", odd, "/disponibilites")
     assert refused.status == 422

@@ -108,16 +108,13 @@ def _is_list(annotation: Any) -> bool:
 
 def read_query(request: web.Request, model: type[M]) -> M:
     """The query string as `model`; a list field takes every repetition of its name."""
-    data: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        values = request.query.getall(key, [])
-        if not values:
-            continue
-        data[key] = values if _is_list(info.annotation) else values[-1]
-    if getattr(model, "refuse_unknown", False):  # the model's extra="forbid" then names it
-        known = {info.alias or name for name, info in model.model_fields.items()}
-        data |= {k: request.query[k] for k in request.query if k not in known}
+    lists = {
+        info.alias or name for name, info in model.model_fields.items() if _is_list(info.annotation)
+    }
+    data: dict[str, Any] = {
+        key: request.query.getall(key) if key in lists else request.query.getall(key)[-1]
+        for key in request.query
+    }
     check_characters(data)
     return parse(model, data, strict=False)
 

@@ -4,13 +4,14 @@ operation written from that declaration."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from telmi.values import Id
 from telmi.web.http import path_ids, read_body, read_query
 
 
@@ -18,7 +19,7 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+ID_SCHEMA = TypeAdapter(Id).json_schema()
 
 CSRF_HEADER = {
     "name": "X-CSRF-Token",
@@ -55,41 +56,20 @@ class Endpoint:
     response: type[BaseModel] | None = None
     status: int = 200
     errors: Mapping[int, str] = field(default_factory=dict)
-    headers: tuple[Header, ...] = ()
+    headers: Sequence[Header] = ()
     request_content: Mapping[str, Any] | None = None  # a body that is not JSON (multipart)
     response_content: Mapping[str, Any] | None = None  # a 2xx that is not JSON (an image)
 
 
 def endpoint(
-    summary: str,
-    operation_id: str,
-    *,
-    body: type[BaseModel] | None = None,
-    optional_body: bool = False,
-    query: type[BaseModel] | None = None,
-    response: type[BaseModel] | None = None,
-    status: int = 200,
-    errors: Mapping[int, str] | None = None,
-    headers: Iterable[Header] = (),
-    request_content: Mapping[str, Any] | None = None,
-    response_content: Mapping[str, Any] | None = None,
+    summary: str, operation_id: str, **declared: Any
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[[web.Request], Awaitable[Any]]]:
-    """Declare an API handler. The handler receives the path ids by name and, when declared,
-    `body=` and `query=` as models; it returns the JSON data of its `status` (checked against
-    `response`, so the document cannot drift from what is sent) or a response of its own."""
-    info = Endpoint(
-        summary,
-        operation_id,
-        body,
-        optional_body,
-        query,
-        response,
-        status,
-        dict(errors or {}),
-        tuple(headers),
-        request_content,
-        response_content,
-    )
+    """Declare an API handler with the fields of `Endpoint`. The handler receives the path
+    ids by name and, when declared, `body=` and `query=` as models; it returns the JSON data
+    of its `status` (checked against `response`, so the document cannot drift from what is
+    sent) or a response of its own."""
+    info = Endpoint(summary, operation_id, **declared)
+    body, query, response = info.body, info.query, info.response
     checker = TypeAdapter(response) if response is not None else None
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[[web.Request], Awaitable[Any]]:
@@ -99,13 +79,13 @@ def endpoint(
             if query is not None:
                 kwargs["query"] = read_query(request, query)
             if body is not None:
-                kwargs["body"] = await read_body(request, body, optional=optional_body)
+                kwargs["body"] = await read_body(request, body, optional=info.optional_body)
             result = await handler(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
             if checker is not None:
                 checker.validate_python(result)
-            return web.json_response(result, status=status)
+            return web.json_response(result, status=info.status)
 
         setattr(run, ENDPOINT, info)
         return run
@@ -160,7 +140,7 @@ def operation(
     info: Endpoint,
     *,
     method: str,
-    path_names: Iterable[str],
+    path_names: Sequence[str],
     public: bool,
     restricted: bool,
     refs: Mapping[tuple[type[BaseModel], str], dict[str, Any]],
@@ -201,7 +181,7 @@ def operation(
         responses["401"] = _error("No valid session or token")
     if restricted or (unsafe and not public):
         responses["403"] = _error("The caller's role may not do this, or the CSRF token is missing")
-    if any(True for _ in path_names):
+    if path_names:
         responses["404"] = _error("No such object, or not the caller's")
     if info.body is not None or info.request_content is not None:
         responses["400"] = _error("Malformed body")

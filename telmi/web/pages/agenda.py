@@ -7,12 +7,16 @@ from datetime import timedelta
 from aiohttp import web
 
 from telmi import agenda
-from telmi.availability import parse_date
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role
+from telmi.values import LocalDate, Query, parse
 from telmi.web.access import request_context, roles
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
+
+
+class WeekQuery(Query):
+    semaine: LocalDate | None = None
 
 
 @roles(Role.SPECIALIST)
@@ -20,8 +24,8 @@ async def week(request: web.Request) -> web.Response:
     """`?semaine=` is any day of the week wanted (links give its Monday); default this week."""
     now, tz = request_context(request).now, request.app[SETTINGS].tz
     today = now.astimezone(tz).date()
-    raw = request.query.get("semaine")
-    monday = agenda.monday_of(parse_date(raw, "semaine") if raw else today)
+    asked = parse(WeekQuery, {k: v for k, v in request.query.items() if v}, strict=False)
+    monday = agenda.monday_of(asked.semaine or today)
     days = await request.app[DB].run_write(
         lambda session: agenda.week_of(session, request_context(request), monday, tz)
     )

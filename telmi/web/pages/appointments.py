@@ -14,12 +14,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import agenda, booking, facilities
-from telmi.availability import parse_date
 from telmi.booking import BookingView, FreeSlot
 from telmi.errors import TelmiError, ValidationError
 from telmi.keys import DB, SETTINGS
-from telmi.models import Booking, BookingStatus, Role, Slot
-from telmi.values import parse
+from telmi.models import ActType, Booking, BookingStatus, Role, Slot
+from telmi.values import LocalDate, Query, parse, text
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
 from telmi.web.pages import forms
@@ -36,21 +35,32 @@ def _done(request: web.Request, ok: str) -> web.HTTPSeeOther:
 # --- search and book ----------------------------------------------------------------------------
 
 
+class SearchForm(Query):
+    """The search form's query string: French names, shown in the address bar."""
+
+    du: LocalDate | None = None
+    specialite: text(40) | None = None  # type: ignore[valid-type]
+    departement: text(3) | None = None  # type: ignore[valid-type]
+    acte: ActType | None = None
+    curseur: text(200) | None = None  # type: ignore[valid-type]
+
+
 def _criteria(request: web.Request) -> dict[str, Any]:
-    """The search form's query string (French names, shown in the address bar) to arguments."""
-    q, now = request.query, request_context(request).now
+    """The search form's fields (a blank one is no filter) to the search's arguments."""
+    now = request_context(request).now
+    asked = parse(SearchForm, {k: v for k, v in request.query.items() if v}, strict=False)
     start = now
-    if q.get("du"):
-        start = datetime.combine(parse_date(q["du"], "du"), time(), tzinfo=request.app[SETTINGS].tz)
+    if asked.du is not None:
+        start = datetime.combine(asked.du, time(), tzinfo=request.app[SETTINGS].tz)
     return {
-        "specialty": q.get("specialite") or None,
-        "departement": q.get("departement") or None,
-        "act_type": parse(booking.Hold, {"act_type": q.get("acte") or None}, strict=False).act_type,
+        "specialty": asked.specialite,
+        "departement": asked.departement,
+        "act_type": asked.acte,
         "start": start,
         "end": None,
         "now": now,
         "limit": PAGE_SIZE,
-        "cursor": q.get("curseur") or None,
+        "cursor": asked.curseur,
     }
 
 
