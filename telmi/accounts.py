@@ -205,13 +205,7 @@ async def _recent_failures(
 
 
 async def authenticate(
-    session: AsyncSession,
-    email: str,
-    password: str,
-    *,
-    address: str,
-    now: datetime,
-    policy: LoginPolicy,
+    session: AsyncSession, ctx: Context, email: str, password: str, *, policy: LoginPolicy
 ) -> User | None:
     """The active user these credentials name, or None; every attempt is recorded.
 
@@ -219,7 +213,7 @@ async def authenticate(
     address, or (at a far higher count) the account has failed too often in the window, so
     guessing stays slow whichever the attacker varies, and a lock-out stays local.
     """
-    email = normalise_email(email)[:254]
+    email, now, address = normalise_email(email)[:254], ctx.now, ctx.address
     since = now - policy.window
     for conditions, limit in (
         ((LoginAttempt.email == email, LoginAttempt.address == address), policy.max_failures_pair),
@@ -253,16 +247,11 @@ class SessionPolicy:
 
 
 async def open_session(
-    session: AsyncSession,
-    user: User,
-    *,
-    now: datetime,
-    policy: SessionPolicy,
-    address: str = "",
-    user_agent: str = "",
+    session: AsyncSession, ctx: Context, user: User, *, policy: SessionPolicy, user_agent: str = ""
 ) -> str:
-    """A fresh session id at every login (no fixation); returns the cookie value."""
-    token = secrets.token_urlsafe(32)
+    """A fresh session id at every login (no fixation); returns the cookie value. The
+    context has no user yet: `user` is who just proved who they are."""
+    token, now, address = secrets.token_urlsafe(32), ctx.now, ctx.address
     session.add(
         WebSession(
             id=sha256(token),
@@ -274,7 +263,7 @@ async def open_session(
             user_agent=user_agent[:300],
         )
     )
-    await audit.record(session, "login", actor=user, address=address, at=now)
+    await audit.record(session, "login", actor=user, address=address, at=now)  # user, not ctx
     return token
 
 

@@ -91,7 +91,7 @@ async def save(
     key: str,
     request_hash: str,
     status: int,
-    body: dict[str, Any],
+    response: dict[str, Any],
     *,
     now: datetime,
 ) -> None:
@@ -101,7 +101,7 @@ async def save(
         "key": key,
         "request_hash": request_hash,
         "response_status": status,
-        "response_body": body,
+        "response_body": response,
         "created_at": now,
         "expires_at": now + KEEP_FOR,
     }

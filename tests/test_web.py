@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from aiohttp.web_urldispatcher import StaticResource
+from aiortc import RTCPeerConnection
 from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
@@ -17,6 +18,7 @@ from telmi.models import ApiToken, FacilityCategory, Role
 from telmi.settings import Settings
 from telmi.web.access import access_of
 from telmi.web.api.openapi import document
+from telmi.web.rooms import ECHO
 
 from .factories import NOW, make_facility, make_user
 
@@ -134,6 +136,27 @@ async def test_a_precall_offer_must_be_an_sdp_offer(client: TestClient, db: Data
         response = await client.post("/api/precall/offer", json=body, headers=headers)
         assert response.status == 422, body
         assert (await response.json())["error"]["field"] == field
+
+
+async def test_a_precall_test_when_every_echo_peer_is_busy_says_when_to_retry(
+    client: TestClient, db: Database
+) -> None:
+    """Capacity, not a fault: a 429 with Retry-After, as the document says, not a 5xx."""
+    headers = await _bearer(db, Role.STAFF)
+    browser = RTCPeerConnection()
+    try:
+        browser.createDataChannel("rtt")
+        await browser.setLocalDescription(await browser.createOffer())
+        offer = {"type": "offer", "sdp": browser.localDescription.sdp}
+    finally:
+        await browser.close()
+    client.app[ECHO].limit = 0  # every echo peer taken
+    response = await client.post("/api/precall/offer", json=offer, headers=headers)
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "60"
+    assert (await response.json())["error"]["code"] == "echo_busy"
+    documented = document()["paths"]["/api/precall/offer"]["post"]["responses"]
+    assert "429" in documented and not any(code.startswith("5") for code in documented)
 
 
 async def test_specialties_are_listed(client: TestClient, db: Database) -> None:

@@ -44,22 +44,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     next_path = _safe_next(str(form.get("next", "")))
     settings = request.app[SETTINGS]
-    now = request_context(request).now
-    address = request_context(request).address
+    ctx = request_context(request)
     async with request.app[DB].write() as session:
         user = await accounts.authenticate(
-            session, email, password, address=address, now=now, policy=login_policy(settings)
+            session, ctx, email, password, policy=login_policy(settings)
         )
         token = None
         if user is not None:
             if (previous := request[WEB_SESSION]) is not None:
-                await accounts.revoke_session(session, previous.id, now=now)
+                await accounts.revoke_session(session, previous.id, now=ctx.now)
             token = await accounts.open_session(
                 session,
+                ctx,
                 user,
-                now=now,
                 policy=session_policy(settings),
-                address=address,
                 user_agent=request.headers.get("User-Agent", ""),
             )
     if token is None:
