@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 
 from scheduling.clock import FrozenClock
 from telmi import booking
+from telmi.app import create_app
 from telmi.db import Database
 from telmi.errors import ValidationError
 from telmi.models import ActType, AuditEvent, Booking, BookingStatus, Role, Slot
 from telmi.values import parse
 
-from .factories import bearer, make_facility, make_slot, make_specialty, make_user
+from .factories import NOW, bearer, make_facility, make_slot, make_specialty, make_user
 
 
 async def _active_bookings(db: Database, slot_id: int | None = None) -> int:
@@ -323,6 +324,28 @@ async def test_reading_a_booking_is_audited_with_who_and_where(
     assert event.actor_id == world["specialist"].id and event.target_id == str(mine["id"])
     assert event.address == "127.0.0.1"
     assert "RES-0042" not in str(event.detail)
+
+
+async def test_a_requests_audit_events_carry_its_instant_and_address(
+    aiohttp_client: Any, settings: Any, clock: FrozenClock, db: Database, world: dict[str, Any]
+) -> None:
+    """The middleware's Context is the only source: the clock read once, the address the
+    trusted proxy gave, for every event the request writes."""
+    client = await aiohttp_client(create_app(settings.replace(trust_proxy=True), clock=clock))
+    proxied = {**world["ha"], "X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+    created = await _book(client, proxied, world["slots"][0].id)
+    assert created.status == 201
+    clock.advance(timedelta(minutes=5))
+    await client.get(f"/api/bookings/{(await created.json())['id']}", headers=proxied)
+    async with db.read() as session:
+        events = {
+            e.action: e
+            for e in await session.scalars(
+                select(AuditEvent).where(AuditEvent.action.like("booking.%"))
+            )
+        }
+    assert events["booking.created"].at == NOW and events["booking.read"].at == clock.now()
+    assert {e.address for e in events.values()} == {"203.0.113.7"}
 
 
 async def test_cancel_and_reschedule_stop_at_the_start_time(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -272,6 +273,20 @@ def test_every_route_declares_who_may_call_it(settings: Settings) -> None:
         assert access_of(route.handler) is not None, (
             f"{route.method} {route.resource} declares no access"
         )
+
+
+def test_every_id_in_a_route_is_digits_in_the_route_table(settings: Settings) -> None:
+    """No handler parses an id: `\\d+` in the route, then 1 to 2^31-1 (`http.path_ids`)."""
+    app, seen = create_app(settings), 0
+    for resource in app.router.resources():
+        pattern = resource.get_info().get("pattern")
+        for name in re.findall(r"\{(\w+)\}", resource.canonical):
+            if name == "room_id":  # a room's name, not a row: the signaling library checks it
+                continue
+            seen += 1
+            assert name.endswith("_id") and pattern is not None, resource.canonical
+            assert f"(?P<{name}>\\d+)" in pattern.pattern, resource.canonical
+    assert seen >= 20
 
 
 def test_openapi_document_is_built_without_a_server() -> None:
