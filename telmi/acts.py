@@ -37,6 +37,7 @@ from telmi.db import Executor, dialect_name, is_unique_violation
 from telmi.errors import Conflict, NotFound, ValidationError
 from telmi.models import (
     Act,
+    ActDocument,
     ActMonth,
     ActType,
     Departement,
@@ -153,7 +154,7 @@ def _canonical(value: Any) -> Any:
 
 
 # Columns added later are hashed only when set, so earlier entries keep their hashes.
-HASHED_WHEN_SET = ("response_seconds",)
+HASHED_WHEN_SET = ("response_seconds", "consent_id", "participants")
 
 
 def chain_hash(prev_hash: str, values: dict[str, Any]) -> str:
@@ -182,6 +183,8 @@ class NewAct:
     specialist_rpps: str | None = None
     incidents: str = ""
     response_seconds: int | None = None
+    consent_id: int | None = None
+    participants: list[dict[str, Any]] | None = None
 
 
 def local_calendar(at: datetime, tz: ZoneInfo) -> dict[str, Any]:
@@ -361,6 +364,8 @@ async def _entry(
         "cancels_act_id": None,
         "note": "",
         "response_seconds": new.response_seconds,
+        "consent_id": new.consent_id,
+        "participants": new.participants,
         "recorded_at": now.astimezone(UTC),
         "recorded_by_id": recorded_by.id if recorded_by else None,
     }
@@ -398,6 +403,28 @@ async def append_many(
     if entries:
         await _write(session, entries, ids=False)
     return len(entries)
+
+
+async def attach_document(
+    session: Executor, *, source_key: str, kind: str, sha256: str, now: datetime
+) -> bool:
+    """Record a signed report's (or addendum's) hash with the act of `source_key`; False
+    while that act is not logged yet (the end of the consultation attaches it then)."""
+    act_id = await session.scalar(select(Act.id).where(Act.source_key == source_key))
+    if act_id is None:
+        return False
+    await session.execute(
+        insert(ActDocument).values(act_id=act_id, kind=kind, sha256=sha256, recorded_at=now)
+    )
+    return True
+
+
+async def documents(session: Executor, act_id: int) -> list[ActDocument]:
+    return list(
+        await session.scalars(
+            select(ActDocument).where(ActDocument.act_id == act_id).order_by(ActDocument.id)
+        )
+    )
 
 
 def may_cancel(user: User, act: Act) -> bool:

@@ -24,15 +24,19 @@ async def record(
     target_type: str = "",
     target_id: str | int = "",
     at: datetime,
+    patient_id: int | None = None,
     **detail: Any,
 ) -> None:
-    """One audit event; `at` is the time of the change it records (the caller's clock)."""
+    """One audit event; `at` is the time of the change it records (the caller's clock).
+    `patient_id` names the resident whose data was read or changed: the access log."""
     await session.execute(
         _INSERT,
         {
             "at": at,
             "actor_id": actor.id if actor else None,
             "actor_role": actor.role.value if actor else "",
+            "actor_facility_id": actor.facility_id if actor else None,
+            "patient_id": patient_id,
             "action": action,
             "target_type": target_type,
             "target_id": str(target_id),
@@ -49,6 +53,7 @@ async def event(
     *,
     target_type: str = "",
     target_id: str | int = "",
+    patient_id: int | None = None,
     **detail: Any,
 ) -> None:
     """One audit event of the request `ctx`: its caller, its instant, its address."""
@@ -60,5 +65,6 @@ async def event(
         target_type=target_type,
         target_id=target_id,
         at=ctx.now,
+        patient_id=patient_id,
         **detail,
     )

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pydantic import Field
 from sqlalchemy import Table, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from telmi import audit
+from telmi import audit, form_versions, patients
 from telmi.context import Context
 from telmi.db import Executor, is_unique_violation
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -30,6 +31,7 @@ from telmi.models import (
     BookingStatus,
     Consultation,
     Facility,
+    Patient,
     Role,
     Slot,
     SlotStatus,
@@ -37,14 +39,7 @@ from telmi.models import (
     User,
     act_types_of,
 )
-from telmi.values import (
-    MAX_ID,
-    Body,
-    Id,
-    OptionalIns,
-    PatientRef,
-    text,
-)
+from telmi.values import MAX_ID, Answers, Body, Id, text
 
 MAX_PAGE = 100
 
@@ -53,11 +48,11 @@ class NewBooking(Body):
     """A booking for the caller's facility; `facility_id`, when given, must be it."""
 
     slot_id: Id
-    patient_ref: PatientRef
-    patient_ins: OptionalIns = None
+    patient_id: Id = Field(description="a resident of the caller's facility")
     act_type: ActType
     reason: text(2000) = ""  # type: ignore[valid-type]
     facility_id: Id | None = None
+    answers: Answers = Field(default_factory=dict)
 
 
 class Hold(Body):
@@ -227,8 +222,8 @@ class BookingView:
     id: int
     status: BookingStatus
     act_type: ActType
+    patient_id: int | None
     patient_ref: str
-    patient_ins: str | None
     reason: str
     facility_id: int
     facility_name: str
@@ -240,6 +235,8 @@ class BookingView:
     cancelled_at: datetime | None
     cancel_reason: str
     rescheduled_from_id: int | None
+    form_id: int | None = None
+    answers: dict[str, Any] | None = None
 
     @property
     def is_active(self) -> bool:
@@ -251,8 +248,8 @@ class BookingView:
             "id": self.id,
             "status": self.status.value,
             "act_type": self.act_type.value,
+            "patient_id": self.patient_id,
             "patient_ref": self.patient_ref,
-            "patient_ins": self.patient_ins,
             "reason": self.reason,
             "slot": {
                 "id": slot.id,
@@ -274,6 +271,7 @@ class BookingView:
             "cancelled_at": self.cancelled_at.isoformat() if self.cancelled_at else None,
             "cancel_reason": self.cancel_reason,
             "rescheduled_from_id": self.rescheduled_from_id,
+            "answers": self.answers or {},
         }
 
 
@@ -282,8 +280,8 @@ _VIEW = (
         Booking.id,
         Booking.status,
         Booking.act_type,
-        Booking.patient_ref,
-        Booking.patient_ins,
+        Booking.patient_id,
+        func.coalesce(Patient.reference, ""),
         Booking.reason,
         Booking.facility_id,
         Facility.name,
@@ -302,11 +300,14 @@ _VIEW = (
         Booking.cancelled_at,
         Booking.cancel_reason,
         Booking.rescheduled_from_id,
+        Booking.form_id,
+        Booking.answers,
     )
     .join(Slot, Slot.id == Booking.slot_id)
     .join(Facility, Facility.id == Booking.facility_id)
     .join(User, User.id == Slot.specialist_id)
     .join(Specialty, Specialty.id == Slot.specialty_id)
+    .outerjoin(Patient, Patient.id == Booking.patient_id)
 )
 _ONE = _VIEW.where(Booking.id == bindparam("booking_id"))
 
@@ -315,7 +316,7 @@ def _view(r: Any) -> BookingView:
     return BookingView(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
         SlotView(r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17]),
-        r[18], r[19], r[20], r[21], r[22],
+        r[18], r[19], r[20], r[21], r[22], r[23], r[24],
     )  # fmt: skip
 
 
@@ -353,6 +354,7 @@ class _Target:
     act_mask: int
     facility_name: str
     facility_finess: str
+    patient_ref: str | None  # the named resident's reference, if the facility's
     hold_id: int | None
     hold_facility_id: int | None
     hold_expires_at: datetime | None
@@ -372,6 +374,11 @@ _TARGET = (
         Slot.act_mask,
         select(Facility.name).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
         select(Facility.finess).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
+        select(Patient.reference)
+        .where(
+            Patient.id == bindparam("patient_id"), Patient.facility_id == bindparam("facility_id")
+        )
+        .scalar_subquery(),
         Booking.id,
         Booking.facility_id,
         Booking.hold_expires_at,
@@ -384,13 +391,25 @@ _TARGET = (
 
 
 async def _target(
-    session: Executor, slot_id: int, facility_id: int, act_type: ActType | None, now: datetime
+    session: Executor,
+    slot_id: int,
+    facility_id: int,
+    act_type: ActType | None,
+    now: datetime,
+    patient_id: int | None = None,
 ) -> _Target:
-    """One query for the slot, its specialist, the caller's facility and any hold on it."""
-    r = (await session.execute(_TARGET, {"slot_id": slot_id, "facility_id": facility_id})).first()
+    """One query for the slot, its specialist, the caller's facility, the resident named
+    (if the facility's) and any hold on the slot."""
+    r = (
+        await session.execute(
+            _TARGET, {"slot_id": slot_id, "facility_id": facility_id, "patient_id": patient_id}
+        )
+    ).first()
     if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
-    target = _Target(SlotView(*r[:8]), r[8], r[9], r[10], r[11], r[12], r[13], r[14])
+    target = _Target(SlotView(*r[:8]), *cast(Any, r[8:16]))
+    if patient_id is not None and target.patient_ref is None:
+        raise patients.UnknownResident()
     if target.status is not SlotStatus.OPEN:
         raise Conflict("Ce créneau n'est plus proposé.", code="slot_unavailable")
     if target.slot.starts_at <= now:
@@ -437,8 +456,8 @@ def _new(booking_id: int, target: _Target, values: dict[str, Any]) -> BookingVie
         id=booking_id,
         status=values["status"],
         act_type=values["act_type"],
-        patient_ref=values.get("patient_ref", ""),
-        patient_ins=values.get("patient_ins"),
+        patient_id=values.get("patient_id"),
+        patient_ref=target.patient_ref or "",
         reason=values.get("reason", ""),
         facility_id=values["facility_id"],
         facility_name=target.facility_name,
@@ -450,6 +469,8 @@ def _new(booking_id: int, target: _Target, values: dict[str, Any]) -> BookingVie
         cancelled_at=None,
         cancel_reason="",
         rescheduled_from_id=None,
+        form_id=values.get("form_id"),
+        answers=values.get("answers"),
     )
 
 
@@ -468,7 +489,6 @@ async def hold_slot(
         "status": BookingStatus.HELD,
         "hold_expires_at": now + timedelta(minutes=hold_minutes),
         "created_at": now,
-        "patient_ref": "",
         "reason": "",
         "cancel_reason": "",
     }
@@ -486,12 +506,14 @@ async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
     if new.facility_id not in (None, facility_id):
         raise Forbidden("Vous ne réservez que pour votre propre établissement.")
     fields = {
-        "patient_ref": new.patient_ref,
-        "patient_ins": new.patient_ins,
+        "patient_id": new.patient_id,
         "reason": new.reason,
         "act_type": act_type,
     }
-    target = await _target(session, new.slot_id, facility_id, act_type, now)
+    target = await _target(session, new.slot_id, facility_id, act_type, now, new.patient_id)
+    fields["form_id"], fields["answers"] = await form_versions.answered(
+        session, target.slot.specialty_id, act_type, new.answers, now=now
+    )
     values: dict[str, Any] = {
         "slot_id": target.slot.id,
         "facility_id": facility_id,
@@ -537,7 +559,10 @@ async def get_booking(session: AsyncSession, ctx: Context, booking_id: int) -> B
     booking = await load(session, booking_id)
     if not may_see(ctx.caller, booking):
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
-    await audit.event(session, ctx, "booking.read", target_type="booking", target_id=booking.id)
+    await audit.event(
+        session, ctx, "booking.read", target_type="booking", target_id=booking.id,
+        patient_id=booking.patient_id,
+    )  # fmt: skip
     return booking
 
 
@@ -648,8 +673,9 @@ async def reschedule(
             "slot_id": target.slot.id,
             "facility_id": old.facility_id,
             "booked_by_id": user.id if user.role is Role.STAFF else old.booked_by_id,
-            "patient_ref": old.patient_ref,
-            "patient_ins": old.patient_ins,
+            "patient_id": old.patient_id,
+            "form_id": old.form_id,
+            "answers": old.answers,
             "act_type": old.act_type,
             "reason": old.reason,
             "status": BookingStatus.CONFIRMED,
@@ -732,3 +758,24 @@ async def count_double_bookings(session: AsyncSession) -> int:
         select(Booking.slot_id).where(active).group_by(Booking.slot_id).having(func.count() > 1)
     )
     return int(await session.scalar(select(func.count()).select_from(per_slot.subquery())) or 0)
+
+
+# --- moves, for the lists ------------------------------------------------------------------------
+
+
+async def moved_to(session: AsyncSession, booking_ids: list[int]) -> dict[int, datetime]:
+    """For each given booking that was rescheduled, the start of the booking that replaced it.
+
+    A moved booking is kept, cancelled, so that its history stays; the lists show where it
+    went (« Déplacé au … ») rather than its cancellation. One hop only: a booking moved twice
+    shows its own next slot, which shows the one after. Callers pass ids they may see.
+    """
+    if not booking_ids:
+        return {}
+    rows = await session.execute(
+        select(Booking.rescheduled_from_id, Slot.starts_at)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.rescheduled_from_id.in_(sorted(set(booking_ids))))
+        .order_by(Booking.id)
+    )
+    return {old: starts_at for old, starts_at in rows if old is not None}

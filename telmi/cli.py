@@ -98,12 +98,12 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> None:
     if args.action == "upgrade":
-        _run(settings, lambda db: migrate.upgrade(db, args.revision or "head"))
+        _run(settings, lambda db: migrate.upgrade(db, args.revision or "head", settings=settings))
         print(f"database at revision {args.revision or migrate.head_revision()}")
     elif args.action == "downgrade":
         if not args.revision:
             raise CliError("downgrade needs a revision (use 'base' to drop everything)")
-        _run(settings, lambda db: migrate.downgrade(db, args.revision))
+        _run(settings, lambda db: migrate.downgrade(db, args.revision, settings=settings))
         print(f"database at revision {args.revision}")
     else:
         current = _run(settings, migrate.current_revision)
@@ -145,6 +145,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
         print(
             f"Créés : {created['facilities']} établissements, "
             f"{created['users'] + activity['users']} comptes, "
+            f"{activity['residents']} résidents, "
             f"{_count(created['acts'] + activity['acts'])} actes, "
             f"{_count(activity['slots'])} créneaux, {activity['bookings']} rendez-vous, "
             f"{activity['expertise_requests']} demandes de téléexpertise, "
@@ -259,6 +260,45 @@ def cmd_acts(settings: Settings, args: argparse.Namespace) -> None:
     print(f"act chain intact: {verdict.checked} acts; monthly rollup matches the log")
 
 
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
+    from telmi import rotation
+    from telmi.vault import VaultError, generate_key
+
+    if args.action == "generate":
+        key_id = args.id or _now().strftime("k%Y%m%d")
+        try:
+            print(generate_key(key_id))
+        except VaultError as exc:
+            raise CliError(str(exc)) from None
+        print(
+            "Placez-la en tête de TELMI_DATA_KEY (les anciennes clés après, séparées par des "
+            "virgules), redémarrez Telmi, puis lancez `telmi keys rotate`.",
+            file=sys.stderr,
+        )
+        return
+
+    vault = settings.vault
+
+    def say(done: int, total: int) -> None:
+        print(f"{_count(done)}/{_count(total)} résidents re-chiffrés", flush=True)
+
+    try:
+        done = _run(
+            settings,
+            lambda db: rotation.reseal(db, vault, now=_now(), batch=args.batch, progress=say),
+        )
+    except VaultError as exc:
+        raise CliError(str(exc)) from None
+    if done == 0:
+        print(f"Tous les résidents sont déjà chiffrés avec la clé « {vault.current} ».")
+    else:
+        print(
+            f"{_count(done)} {'résidents re-chiffrés' if done > 1 else 'résident re-chiffré'} "
+            f"avec la clé « {vault.current} » : "
+            "les anciennes clés peuvent quitter TELMI_DATA_KEY."
+        )
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from telmi.bench import booking as bench
     from telmi.bench import stats as stats_bench
@@ -288,6 +328,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
                 bookings=args.bookings,
                 contended_slots=args.contended_slots,
                 postgres_url=args.postgres_url,
+                vault=settings.vault,
             )
         )
     else:
@@ -299,6 +340,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
                 queries=args.queries,
                 clients=args.clients,
                 postgres_url=args.postgres_url,
+                vault=settings.vault,
             )
         )
     if not ok:
@@ -373,6 +415,16 @@ def build_parser() -> argparse.ArgumentParser:
     acts_sub = acts.add_subparsers(dest="action", required=True)
     acts_sub.add_parser("verify", help="recompute the hash chain and check the rollup")
     acts.set_defaults(func=cmd_acts)
+
+    keys = sub.add_parser("keys", help="TELMI_DATA_KEY: new keys, rotation of residents' identity")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    keys_sub.add_parser("generate", help="print a new id:key entry").add_argument(
+        "--id", help="key id, 1-16 of A-Z a-z 0-9 _ - (default: k + today's date)"
+    )
+    keys_sub.add_parser(
+        "rotate", help="re-encrypt every resident not under the first (current) key"
+    ).add_argument("--batch", type=int, default=200, help="residents per transaction")
+    keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks against a scratch database and a real server")
     bench_sub = bench.add_subparsers(dest="what", required=True)

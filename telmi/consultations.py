@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import acts, audit, booking, join_tokens
+from telmi import acts, audit, booking, consent, join_tokens, patients
 from telmi.context import Context
 from telmi.db import Database, dialect_name
 from telmi.errors import Conflict, Forbidden, NotFound
@@ -32,12 +32,16 @@ from telmi.models import (
     Consultation,
     ConsultationStatus,
     Invite,
+    Patient,
     Presence,
+    Report,
+    ReportStatus,
     Role,
     Slot,
     User,
 )
 from telmi.values import Body, text
+from telmi.vault import Vault
 
 
 class GuestInvite(Body):
@@ -53,7 +57,8 @@ class InviteRedemption(Body):
 
 
 class Ending(Body):
-    patient_consent: bool = Field(description="the patient's consent to the act was recorded")
+    """The act's consent is the one the facility recorded before it, not a box ticked now."""
+
     outcome: text(500) = Field(default="", description="the consultation's outcome")  # type: ignore[valid-type]
     incidents: text(500) = Field(default="", description="technical incidents, logged with the act")  # type: ignore[valid-type]
 
@@ -158,6 +163,8 @@ async def join_ticket(
     if consultation.status is ConsultationStatus.ENDED:
         raise Conflict("Cette consultation est terminée.", code="room_closed")
     host = user.role is Role.SPECIALIST
+    if host:  # the act starts with the specialist: not without the resident's consent
+        consent.require(await consent.latest(session, booking_id=booking_id))
     await audit.event(
         session, ctx, "consultation.join_token", target_type="booking", target_id=booking_id
     )
@@ -324,7 +331,7 @@ async def end(
     ending: Ending,
     *,
     tz: ZoneInfo,
-    secret: str,
+    vault: Vault,
 ) -> Consultation:
     """End the consultation (the slot's specialist, or the system when it was left open:
     a context without a user).
@@ -364,6 +371,8 @@ async def end(
     if started_at is not None:
         staff = await session.get(User, b.booked_by_id)
         specialist = await session.get(User, b.slot.specialist_id)
+        agreed = await consent.latest(session, booking_id=b.id)
+        resident = await session.get(Patient, b.patient_id) if b.patient_id else None
         await acts.append(
             session,
             acts.NewAct(
@@ -377,11 +386,13 @@ async def end(
                 specialist_id=b.slot.specialist_id,
                 specialist_rpps=specialist.rpps if specialist else None,
                 specialty_code=b.slot.specialty_code,
-                source_key=f"consultation:{consultation_id}",
-                patient_key=acts.patient_key(
-                    secret, finess=b.facility_finess, patient_ref=b.patient_ref, ins=b.patient_ins
-                ),
-                patient_consent=ending.patient_consent,
+                source_key=source_key(consultation_id),
+                patient_key=patients.act_key(vault, resident, b.facility_finess)
+                if resident
+                else acts.patient_key(vault.secret, finess=b.facility_finess, patient_ref=""),
+                patient_consent=agreed is not None and agreed.granted,
+                consent_id=agreed.id if agreed else None,
+                participants=await participants(session, consultation_id),
                 incidents=ending.incidents,
             ),
             now=now,
@@ -389,6 +400,16 @@ async def end(
             recorded_by=by,
         )
         await booking.complete(session, b.id)
+        signed = await session.scalar(
+            select(Report.sha256).where(
+                Report.booking_id == b.id, Report.status == ReportStatus.SIGNED
+            )
+        )
+        if signed is not None:  # signed during the call: the act carries it from the start
+            await acts.attach_document(
+                session, source_key=source_key(consultation_id), kind="report", sha256=signed,
+                now=now,
+            )  # fmt: skip
     await audit.event(
         session, ctx, "consultation.ended", target_type="consultation", target_id=consultation_id
     )
@@ -396,13 +417,38 @@ async def end(
     return consultation
 
 
+def source_key(consultation_id: int) -> str:
+    """The act log's key for a consultation's act."""
+    return f"consultation:{consultation_id}"
+
+
+async def participants(session: AsyncSession, consultation_id: int) -> list[dict[str, Any]]:
+    """Everyone who was in the room, once each, in order of arrival, with their role."""
+    rows = await session.execute(
+        select(
+            Presence.role, User.full_name, Invite.guest_label, Presence.user_id, Presence.invite_id
+        )
+        .outerjoin(User, User.id == Presence.user_id)
+        .outerjoin(Invite, Invite.id == Presence.invite_id)
+        .where(Presence.consultation_id == consultation_id)
+        .order_by(Presence.joined_at, Presence.id)
+    )
+    seen: set[tuple[int | None, int | None]] = set()
+    found: list[dict[str, Any]] = []
+    for role, name, label, user_id, invite_id in rows:
+        if (user_id, invite_id) not in seen:
+            seen.add((user_id, invite_id))
+            found.append({"role": role, "name": name or label or "", "user_id": user_id})
+    return found
+
+
 async def close_overdue(
-    db: Database, *, now: datetime, grace_minutes: int, tz: ZoneInfo, secret: str
+    db: Database, *, now: datetime, grace_minutes: int, tz: ZoneInfo, vault: Vault
 ) -> list[str]:
     """End the consultations left open past their slot plus the grace; returns their rooms.
 
-    Meant for the scheduler; a consultation that took place gets its act (consent not
-    confirmed, the closing noted as an incident), the others none."""
+    Meant for the scheduler; a consultation that took place gets its act (with the consent
+    recorded before it, the closing noted as an incident), the others none."""
     async with db.read() as session:
         rows = (
             await session.execute(
@@ -422,9 +468,9 @@ async def close_overdue(
                 session,
                 Context(None, now),
                 cid,
-                Ending(patient_consent=False, incidents="clôture automatique après le créneau"),
+                Ending(incidents="clôture automatique après le créneau"),
                 tz=tz,
-                secret=secret,
+                vault=vault,
             )
 
         await db.run_write(close)

@@ -7,11 +7,15 @@ tele-expertise with photos, and get notified; one teleconsultation of the demo n
 the demo dermatologist is always about to start.
 
 The past is made by replaying it, not by writing rows: every service takes `now`, so the
-rules are created a month back (`HISTORY`) and slots synchronised as of then, each
-booking is made days before its slot, consultations are joined, attended and ended at the
-slot's time (so their act goes to the log through `acts.append`), no-shows are marked by
+rules are created a month back (`HISTORY`) and slots synchronised as of then, the
+facilities' residents registered then too (`demo_residents`), each booking is made days
+before its slot and the resident's consent recorded with it (except for the visits booked
+in the last hours: their consent is still to be collected), consultations are joined,
+attended and ended at the slot's time (so their act goes to the log through
+`acts.append`, with that consent), no-shows are marked by
 the job that marks them, tele-expertise requests are sent, taken, questioned, answered,
-declined or left to expire by the overdue job two weeks past their due date, and the
+declined or left to expire by the overdue job two weeks past their due date (each sent
+with the resident's consent, recorded as the request was written), and the
 booking notices and reminders are created at the moments the jobs would have created
 them. Nothing reads the wall clock: every instant derives from the given clock.
 
@@ -35,10 +39,11 @@ same services run at that instant; failing that, one whose room opens within 15 
 Booked, the slot is kept by every later synchronisation, and its rule yields no other.
 
 Idempotent and resumable: each thing is found by a natural key before it is made (staff
-by e-mail, a specialist's hours by the existence of any rule of theirs, bookings and
-requests by their facility and the resident's « DEMO-… » reference, the joinable
-consultation by its time window), and each is made in its own transaction, so a run
-stopped half-way resumes where it stopped, and a second run adds nothing.
+by e-mail, residents by their facility's « DEMO-… » reference, a specialist's hours by
+the existence of any rule of theirs, bookings and requests by their facility and their
+resident, the joinable consultation by its time window), and each is made in its own
+transaction, so a run stopped half-way resumes where it stopped, and a second run adds
+nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from sqlalchemy import func, or_, select
@@ -60,13 +66,17 @@ from telmi import (
     accounts,
     availability,
     booking,
+    consent,
     consultations,
     demo,
+    demo_residents,
     expertise,
     jobs,
     notify,
+    patients,
     photos,
 )
+from telmi.consent import ConsentInput
 from telmi.context import Context
 from telmi.db import Database
 from telmi.errors import Conflict
@@ -75,12 +85,15 @@ from telmi.models import (
     AvailabilityRule,
     Booking,
     BookingStatus,
+    ConsentGiver,
+    ConsentMethod,
     Consultation,
     ConsultationStatus,
     ExpertiseRequest,
     ExpertiseStatus,
     ExpertiseUrgency,
     Notification,
+    Patient,
     Role,
     Slot,
     SlotStatus,
@@ -98,6 +111,7 @@ LEFT = timedelta(minutes=10)  # the least of the joinable consultation still to 
 NOTICE_WINDOW = timedelta(days=2)  # what the reminders job looks back over
 KINDS = (
     "users",
+    "residents",
     "rules",
     "absences",
     "slots",
@@ -308,6 +322,11 @@ class Visit:
         """Booked since the carers last read their notifications."""
         return self.day > 0 and self.lead < RECENT
 
+    @property
+    def consent_pending(self) -> bool:
+        """Booked in the last hours: the resident's consent is still to be collected."""
+        return self.day > 0 and self.lead < D
+
 
 D, H = timedelta(days=1), timedelta(hours=1)
 VISITS = (
@@ -439,7 +458,7 @@ ASKS = (
         "Patient de 71 ans, diabète de type 2 sous insuline, neuropathie connue.", 1),
     Ask("TIL", 101, "plaies-cicatrisation", S.ANSWERED, U.H24, 20 * D,
         "Ulcère de la face interne de la jambe gauche, 4 cm, fond fibrineux. Quel pansement ?",
-        "Résidente de 86 ans, insuffisance veineuse. Hydrocolloïdes depuis trois semaines.", 1,
+        "Résidente de 86 ans, insuffisance veineuse. Hydrocolloïdes depuis trois semaines.", 2,
         answer="Détersion mécanique douce, puis pansement alginate ; compression veineuse si "
         "l'IPS le permet. Nouvelle photo dans 10 jours."),
     Ask("TIL", 102, "dermatologie", S.ANSWERED, U.H72, 12 * D,
@@ -455,10 +474,10 @@ ASKS = (
         "nutritionnel. Réévaluation par photo dans 7 jours."),
     Ask("VDD", 101, "dermatologie", S.DECLINED, U.H72, 6 * D,
         "Lésion pigmentée de la joue, d'aspect irrégulier, qui a grossi en quelques mois.",
-        "Patiente de 77 ans, antécédent de carcinome basocellulaire.", 1, by=MOREL),
+        "Patiente de 77 ans, antécédent de carcinome basocellulaire.", 2, by=MOREL),
     Ask("ACA", 101, "dermatologie", S.ANSWERED, U.D7, 5 * D,
         "Éruption du tronc apparue après un changement de traitement.",
-        "Résident de 82 ans ; nouvel antihypertenseur depuis 12 jours.", 1, by=MOREL, named=True,
+        "Résident de 82 ans ; nouvel antihypertenseur depuis 12 jours.", 2, by=MOREL, named=True,
         answer="Toxidermie probable, sans signe de gravité. Avis au médecin traitant pour "
         "remplacer l'antihypertenseur ; émollient et surveillance."),
     Ask("TIL", 103, "dermatologie", S.NEEDS_INFORMATION, U.D7, 3 * D,
@@ -466,13 +485,13 @@ ASKS = (
         "Résident de 88 ans, ancien agriculteur, très exposé au soleil.", 2, by=MOREL),
     Ask("SAL", 102, "dermatologie", S.TAKEN, U.H72, 30 * H,
         "Plaques rouges des plis, suintantes, depuis une semaine.",
-        "Résidente de 79 ans, obèse, incontinente.", 1, by=MOREL),
+        "Résidente de 79 ans, obèse, incontinente.", 2, by=MOREL),
     Ask("MON", 102, "plaies-cicatrisation", S.TAKEN, U.H72, 20 * H,
         "Plaie post-opératoire du genou, berges rouges, écoulement clair.",
         "Patient de 68 ans, prothèse totale du genou il y a trois semaines.", 2),
     Ask("ACA", 102, "plaies-cicatrisation", S.SENT, U.H24, 5 * H,
         "Désunion de cicatrice sur l'avant-bras après une chute.",
-        "Résidente de 93 ans sous anticoagulant.", 1),
+        "Résidente de 93 ans sous anticoagulant.", 2),
     Ask("TIL", 104, "dermatologie", S.SENT, U.H72, 3 * H,
         "Placard rouge et chaud de la jambe droite depuis hier.",
         "Résident de 81 ans, apyrétique, ulcère de jambe ancien.", 2),
@@ -480,6 +499,53 @@ ASKS = (
         "Tache brune du dos de la main qui change d'aspect.",
         "Résidente de 90 ans.", 1),
 )  # fmt: skip
+# What the nurses filled in the specialty's request form (`request_forms.BUILTIN`), by
+# resident: required for a tele-expertise (request or booked act), optional otherwise.
+ANSWERS: dict[str, dict[str, Any]] = {
+    "DEMO-TIL-001": {"lesion_site": "Paumes et dos des mains", "duration": "2 mois",
+                     "evolution": "Extension", "pruritus": True,
+                     "treatments_tried": "Émollient"},
+    "DEMO-TIL-007": {"lesion_site": "Dos, région scapulaire gauche", "duration": "Plusieurs mois",
+                     "evolution": "Extension", "pruritus": False, "bleeding": False,
+                     "dermoscopy": True},
+    "DEMO-TIL-090": {"lesion_site": "Paumes et dos des mains", "duration": "3 mois",
+                     "evolution": "Régression", "pruritus": True,
+                     "treatments_tried": "Dermocorticoïde fort, émollient"},
+    "DEMO-TIL-101": {"wound_type": "Ulcère veineux", "wound_site": "Face interne de la jambe gauche",
+                     "wound_age": "2 mois", "length_cm": 4, "width_cm": 3,
+                     "depth": "Superficielle", "exudate": "Modéré", "infection_signs": False,
+                     "pain": True, "current_dressing": "Hydrocolloïde"},
+    "DEMO-TIL-102": {"lesion_site": "Dos de la main droite", "duration": "3 semaines",
+                     "evolution": "Extension", "pruritus": True, "bleeding": False,
+                     "dermoscopy": False, "treatments_tried": "Dermocorticoïde modéré, 10 jours"},
+    "DEMO-SAL-101": {"wound_type": "Escarre", "wound_site": "Talon droit", "wound_age": "1 mois",
+                     "length_cm": 2.5, "width_cm": 2, "depth": "Superficielle",
+                     "exudate": "Faible", "infection_signs": False, "pain": True,
+                     "current_dressing": "Hydrocellulaire"},
+    "DEMO-VDD-101": {"lesion_site": "Joue gauche", "duration": "Quelques mois",
+                     "evolution": "Extension", "pruritus": False, "bleeding": False,
+                     "dermoscopy": True},
+    "DEMO-ACA-101": {"lesion_site": "Tronc et racine des membres", "duration": "5 jours",
+                     "evolution": "Extension", "pruritus": True, "bleeding": False,
+                     "treatments_tried": "Émollient"},
+    "DEMO-TIL-103": {"lesion_site": "Cuir chevelu, vertex", "duration": "2 mois",
+                     "evolution": "Extension", "pruritus": False, "bleeding": True,
+                     "dermoscopy": False},
+    "DEMO-SAL-102": {"lesion_site": "Plis sous-mammaires et inguinaux", "duration": "1 semaine",
+                     "evolution": "Extension", "pruritus": True, "bleeding": False},
+    "DEMO-MON-102": {"wound_type": "Plaie chirurgicale", "wound_site": "Genou droit",
+                     "wound_age": "3 semaines", "length_cm": 12, "width_cm": 1,
+                     "depth": "Superficielle", "exudate": "Modéré", "infection_signs": True,
+                     "pain": True, "current_dressing": "Pansement sec"},
+    "DEMO-ACA-102": {"wound_type": "Autre", "wound_site": "Avant-bras gauche",
+                     "wound_age": "2 jours", "length_cm": 5, "width_cm": 1.5,
+                     "depth": "Superficielle", "exudate": "Faible", "infection_signs": False,
+                     "pain": True, "current_dressing": "Strips et pansement gras"},
+    "DEMO-TIL-104": {"lesion_site": "Jambe droite", "duration": "1 jour",
+                     "evolution": "Extension", "pruritus": False, "bleeding": False},
+    "DEMO-TIL-105": {"lesion_site": "Dos de la main gauche", "duration": "6 mois",
+                     "evolution": "Extension"},
+}  # fmt: skip
 ASK_TEXT = (
     "Pouvez-vous envoyer une photo plus rapprochée, avec la règle, et préciser depuis quand "
     "la lésion s'étend ?"
@@ -490,6 +556,35 @@ DECLINE_TEXT = (
     "la patiente vers une consultation de dermatologie en présentiel."
 )
 FIRST_OF = {specialty: name for specialty, name in reversed(demo.SPECIALISTS)}
+
+
+def _residents() -> dict[str, tuple[demo_residents.Who, ...]]:
+    """Per facility prefix, the residents of its visits, requests and joinable consultation,
+    in reference order (a resident's rank numbers it among the site's)."""
+    who = {v.ref: demo_residents.Who(v.ref) for v in VISITS}
+    who |= {a.ref: demo_residents.Who.described(a.ref, a.context) for a in ASKS}
+    who[JOINABLE_REF] = demo_residents.Who(JOINABLE_REF, qualified=True)
+    by_site: dict[str, list[demo_residents.Who]] = {}
+    for ref in sorted(who):
+        by_site.setdefault(ref.split("-")[1], []).append(who[ref])
+    return {site: tuple(residents) for site, residents in by_site.items()}
+
+
+RESIDENTS = _residents()
+# Who answers for a resident with cognitive disorders: the person of trust or the guardian.
+REPRESENTED = frozenset({"gerontopsychiatrie", "psychiatrie"})
+
+
+def consent_of(ref: str, specialty: str) -> ConsentInput:
+    """The resident's consent as the nurse records it: oral mostly, given by the resident,
+    or for a resident with cognitive disorders by the person of trust or a guardian."""
+    rng = random.Random(f"{ref}:consent")
+    giver = ConsentGiver.RESIDENT if rng.random() < 0.85 else ConsentGiver.TRUSTED_PERSON
+    if specialty in REPRESENTED:
+        giver = rng.choice((ConsentGiver.TRUSTED_PERSON, ConsentGiver.LEGAL_REPRESENTATIVE))
+    method = ConsentMethod.WRITTEN if rng.random() < 0.25 else ConsentMethod.ORAL
+    note = "mesure de tutelle" if giver is ConsentGiver.LEGAL_REPRESENTATIVE else ""
+    return ConsentInput.model_validate({"given_by": giver, "method": method, "note": note})
 
 
 # --- photos -------------------------------------------------------------------------------------
@@ -586,7 +681,9 @@ class _Run:
             token_seconds=settings.join_token_seconds,
             grace_minutes=settings.room_grace_minutes,
         )
+        self.vault = settings.vault
         self.staff: dict[str, User] = {}
+        self.patients: dict[str, int] = {}  # resident reference -> id
         self.specialists: dict[str, User] = {}
         self.by_id: dict[int, User] = {}
         self.visited = 0
@@ -636,6 +733,36 @@ class _Run:
     @property
     def nurse(self) -> User:
         return self.staff[NURSE.site]
+
+    # --- residents ---
+
+    async def residents(self) -> None:
+        """The residents the visits and requests are for, registered by each facility's
+        carer through `patients.create` when the facility joined, before the month."""
+        self.say(f"Résidents de {len(STAFF)} établissements")
+        for carer in STAFF:
+            async with self.db.write() as session:
+                await self._residents_of(session, carer.site)
+
+    async def _residents_of(self, session: AsyncSession, site: str) -> None:
+        staff = self.staff[site]
+        rows = await session.execute(
+            select(Patient.reference, Patient.id).where(Patient.facility_id == staff.facility_id)
+        )
+        known = {reference: patient_id for reference, patient_id in rows}
+        for number, who in enumerate(RESIDENTS[site]):
+            if who.reference in known:
+                continue
+            made = await patients.create(
+                session,
+                Context(staff, self.start - D + timedelta(minutes=number)),
+                demo_residents.identity(site, number, who, self.today),
+                vault=self.vault,
+                tz=self.tz,
+            )
+            known[made.reference] = made.id
+            self.counts["residents"] += 1
+        self.patients |= {who.reference: known[who.reference] for who in RESIDENTS[site]}
 
     @property
     def morel(self) -> User:
@@ -770,10 +897,10 @@ class _Run:
         )
 
     async def _visit(self, session: AsyncSession, visit: Visit) -> None:
-        staff = self.staff[visit.site]
+        staff, patient_id = self.staff[visit.site], self.patients[visit.ref]
         if await session.scalar(
             select(Booking.id).where(
-                Booking.facility_id == staff.facility_id, Booking.patient_ref == visit.ref
+                Booking.facility_id == staff.facility_id, Booking.patient_id == patient_id
             )
         ):
             return
@@ -782,10 +909,21 @@ class _Run:
         if slot is None:
             return  # no hours of that specialty that week (holidays): the visit is skipped
         new = booking.NewBooking(
-            slot_id=slot.id, act_type=visit.act, patient_ref=visit.ref, reason=visit.reason
+            slot_id=slot.id,
+            act_type=visit.act,
+            patient_id=patient_id,
+            reason=visit.reason,
+            answers=ANSWERS.get(visit.ref, {}),
         )
         booked = await booking.book(session, Context(staff, booked_at), new)
         self.counts["bookings"] += 1
+        if not visit.consent_pending:  # asked as the visit was arranged with the resident
+            await consent.for_booking(
+                session,
+                Context(staff, booked_at + timedelta(minutes=2)),
+                booked.id,
+                consent_of(visit.ref, visit.specialty),
+            )
         await self._notices(session, booked_at + timedelta(minutes=1))
         specialist = self.by_id[slot.specialist_id]
         if visit.outcome == "cancelled":
@@ -838,7 +976,6 @@ class _Run:
         minutes = max(5, length - 2 - rng.randint(0, 6))
         ending = consultations.Ending(
             outcome=rng.choice(OUTCOMES),
-            patient_consent=True,
             incidents="coupure du son, reprise après une minute" if rng.random() < 0.15 else "",
         )
         await consultations.end(
@@ -847,7 +984,7 @@ class _Run:
             ticket.consultation_id,
             ending,
             tz=self.tz,
-            secret=self.settings.secret_key,
+            vault=self.vault,
         )
         self.counts["consultations"] += 1
         self.counts["acts"] += 1
@@ -884,11 +1021,11 @@ class _Run:
         self.counts["photos"] += len(cleaned)
 
     async def _request(self, session: AsyncSession, ask: Ask) -> None:
-        staff = self.staff[ask.site]
+        staff, patient_id = self.staff[ask.site], self.patients[ask.ref]
         if await session.scalar(
             select(ExpertiseRequest.id).where(
                 ExpertiseRequest.facility_id == staff.facility_id,
-                ExpertiseRequest.patient_ref == ask.ref,
+                ExpertiseRequest.patient_id == patient_id,
             )
         ):
             return
@@ -902,10 +1039,12 @@ class _Run:
             specialty=ask.specialty,
             specialist_id=specialist.id if ask.named else None,
             urgency=ask.urgency,
-            consent_recorded=True,
-            patient_ref=ask.ref,
+            patient_id=patient_id,
             question=ask.question,
             clinical_context=ask.context,
+            answers=ANSWERS.get(ask.ref, {}),
+            # A draft waits for the resident's answer; the others were sent with it.
+            consent=None if ask.state is S.DRAFT else consent_of(ask.ref, ask.specialty),
         )
         minute = timedelta(minutes=1)
         request = await expertise.create(session, Context(staff, sent - 20 * minute), new)
@@ -965,7 +1104,7 @@ class _Run:
             request.id,
             expertise.ExpertiseAnswer(body=ask.answer),
             tz=self.tz,
-            secret=self.settings.secret_key,
+            vault=self.vault,
             public_url=url,
         )
         self.counts["acts"] += 1
@@ -1014,10 +1153,16 @@ class _Run:
                 return
             slot_id, booked_at = found
             new = booking.NewBooking(
-                slot_id=slot_id, act_type=TC, patient_ref=JOINABLE_REF, reason=JOINABLE_REASON
+                slot_id=slot_id,
+                act_type=TC,
+                patient_id=self.patients[JOINABLE_REF],
+                reason=JOINABLE_REASON,
+                answers=ANSWERS[JOINABLE_REF],
             )
             booked = await booking.book(session, Context(self.nurse, booked_at), new)
             self.counts["bookings"] += 1
+            given = consent_of(JOINABLE_REF, demo.SPECIALISTS[0][0])  # Dr Morel may start it
+            await consent.for_booking(session, Context(self.nurse, booked_at), booked.id, given)
         self._say_joinable(booked.slot.starts_at, opens, created=True)
 
     def _say_joinable(self, starts_at: datetime, opens: timedelta, *, created: bool) -> None:
@@ -1162,6 +1307,7 @@ async def load_activity(
     run = _Run(db, clock.now(), settings, progress)
     notices_before = await _notification_count(db)
     await run.people()
+    await run.residents()
     await run.availability()
     await run.visits(recent=False)
     await run.no_shows()

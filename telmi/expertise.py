@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import pydantic
-from pydantic import ValidatorFunctionWrapHandler, WrapValidator
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import acts, audit, notify
+from telmi import acts, audit, consent, form_versions, notify, patients, reports, request_forms
+from telmi.consent import ConsentInput
 from telmi.context import Context
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
@@ -31,12 +30,14 @@ from telmi.models import (
     ExpertiseStatus,
     ExpertiseUrgency,
     Facility,
+    Patient,
     Role,
     Specialty,
     User,
 )
 from telmi.photos import MAX_PHOTOS, Photo
-from telmi.values import Body, Consent, Id, PatientRef, text
+from telmi.values import Answers, Body, Id, text
+from telmi.vault import Vault
 
 WITHIN = {
     ExpertiseUrgency.H24: timedelta(hours=24),
@@ -77,16 +78,6 @@ class Thread:
 
 # --- what the requests carry ------------------------------------------------------------------
 
-CONSENT_MISSING = "Le consentement du patient à la téléexpertise doit être recueilli."
-
-
-def _consent_asked(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Anything but `true` is the one sentence the staff know, whatever the JSON held."""
-    try:
-        return handler(value)
-    except pydantic.ValidationError:
-        raise PydanticCustomError("consent", CONSENT_MISSING) from None
-
 
 def _required(name: str) -> str:
     return f"« {name} » est requis."
@@ -98,10 +89,13 @@ class NewRequest(Body):
     specialty: text(40, required=_required("specialty"))  # type: ignore[valid-type]
     specialist_id: Id | None = None
     urgency: ExpertiseUrgency = ExpertiseUrgency.H72
-    consent_recorded: Annotated[Consent, WrapValidator(_consent_asked)]
-    patient_ref: PatientRef
+    patient_id: Id = Field(description="a resident of the caller's facility")
     question: text(4000, required=_required("question"))  # type: ignore[valid-type]
     clinical_context: text(8000) = ""  # type: ignore[valid-type]
+    answers: Answers = Field(default_factory=dict)
+    consent: ConsentInput | None = Field(
+        None, description="the resident's answer, if collected already (else record it later)"
+    )
 
 
 class ExpertiseNote(Body):
@@ -111,9 +105,20 @@ class ExpertiseNote(Body):
 
 
 class ExpertiseAnswer(Body):
-    """The specialist's answer."""
+    """The specialist's answer, which is the tele-expertise's signed report: `body` is its
+    conclusion, the other sections are the report's (`telmi/reports.py`)."""
 
-    body: text(8000, required=_required("body"))  # type: ignore[valid-type]
+    body: text(8000, required=_required("body")) = Field(description="the conclusion")  # type: ignore[valid-type]
+    reason: reports.Reason = ""  # type: ignore[valid-type]
+    findings: reports.Findings = ""  # type: ignore[valid-type]
+    recommendations: reports.Recommendations = ""  # type: ignore[valid-type]
+    prescriptions: reports.Prescriptions = ""  # type: ignore[valid-type]
+    follow_up_needed: bool = False
+    follow_up_when: reports.FollowUpWhen = ""  # type: ignore[valid-type]
+
+    def as_report(self) -> reports.ReportInput:
+        sections = self.model_dump(exclude={"body"})
+        return reports.ReportInput(conclusion=self.body, **sections)
 
 
 class ExpertiseDecline(Body):
@@ -160,13 +165,18 @@ async def create(session: AsyncSession, ctx: Context, new: NewRequest) -> Expert
             raise ValidationError(
                 "Ce spécialiste n'exerce pas cette spécialité.", field="specialist_id"
             )
+    resident = await patients.of_facility(session, new.patient_id, user.facility_id)
+    form_id, answers = await form_versions.answered(
+        session, specialty.id, ActType.TELEEXPERTISE, new.answers, now=ctx.now
+    )
     request = ExpertiseRequest(
         facility_id=user.facility_id,
         requested_by_id=user.id,
         specialty_id=specialty.id,
         specialist_id=new.specialist_id,
-        patient_ref=new.patient_ref,
-        consent_recorded=True,
+        patient_id=resident.id,
+        form_id=form_id,
+        answers=answers,
         question=new.question,
         clinical_context=new.clinical_context,
         urgency=new.urgency,
@@ -176,9 +186,32 @@ async def create(session: AsyncSession, ctx: Context, new: NewRequest) -> Expert
     session.add(request)
     await session.flush()
     await audit.event(
-        session, ctx, "expertise.created", target_type="expertise", target_id=request.id
-    )
+        session, ctx, "expertise.created", target_type="expertise", target_id=request.id,
+        patient_id=resident.id,
+    )  # fmt: skip
+    if new.consent is not None:
+        await consent.record(
+            session, ctx, new.consent, patient_id=resident.id, act_type=ActType.TELEEXPERTISE,
+            expertise_request_id=request.id,
+        )  # fmt: skip
     return request
+
+
+async def record_consent(
+    session: AsyncSession, ctx: Context, request_id: int, given: ConsentInput
+) -> consent.ConsentView:
+    """The facility records the resident's answer, before the request is sent or while it
+    waits (a refusal after sending is recorded too: the specialist then declines)."""
+    user = ctx.caller
+    request = await _load(session, request_id, user)
+    if user.role is not Role.STAFF:
+        raise Forbidden("Le consentement est recueilli par l'établissement.")
+    if request.status not in (ExpertiseStatus.DRAFT, *OPEN):
+        raise Conflict("Cette demande est close.", code="expertise_state")
+    return await consent.record(
+        session, ctx, given, patient_id=request.patient_id, act_type=ActType.TELEEXPERTISE,
+        expertise_request_id=request.id,
+    )  # fmt: skip
 
 
 async def add_photos(
@@ -256,7 +289,7 @@ async def _notify(
             user_id=user_id,
             kind=kind,
             subject=subject,
-            body=f"{subject}.\n\nDemande de téléexpertise n° {request.id} (résident {request.patient_ref}).\n"
+            body=f"{subject}.\n\nDemande de téléexpertise n° {request.id}.\n"
             f"Voir la demande : {public_url}/teleexpertise/{request.id}\n\n— Telmi",
             dedupe_key=f"{kind}:{request.id}:{key or int(now.timestamp())}:{user_id}",
             now=now,
@@ -270,6 +303,20 @@ async def send(
     request = await _load(session, request_id, user)
     if user.role is not Role.STAFF:
         raise Forbidden()
+    if request.status is ExpertiseStatus.DRAFT:
+        consent.require(await consent.latest(session, expertise_request_id=request.id))
+        definition = (
+            await form_versions.by_id(session, request.form_id) if request.form_id else None
+        )
+        if definition is not None:
+            photos = await session.scalar(
+                select(func.count())
+                .select_from(ExpertiseAttachment)
+                .where(ExpertiseAttachment.request_id == request.id)
+            )
+            short = request_forms.photo_shortfall(definition, int(photos or 0))
+            if short is not None:
+                raise ValidationError(short, field="photos")
     sent = await session.execute(
         update(ExpertiseRequest)
         .where(ExpertiseRequest.id == request.id, ExpertiseRequest.status == ExpertiseStatus.DRAFT)
@@ -425,7 +472,7 @@ async def answer(
     given: ExpertiseAnswer,
     *,
     tz: ZoneInfo,
-    secret: str,
+    vault: Vault,
     public_url: str,
 ) -> ExpertiseRequest:
     """The answer, and the one téléexpertise act it is."""
@@ -442,10 +489,18 @@ async def answer(
         answered_at=now,
     )
     await _message(session, request, user, "answer", given.body, now)
+    signed = await reports.sign_for_request(session, ctx, request, given.as_report())
     facility = await session.get(Facility, request.facility_id)
     specialty = await session.get(Specialty, request.specialty_id)
     requester = await session.get(User, request.requested_by_id)
-    assert facility is not None and specialty is not None and request.sent_at is not None
+    resident = await session.get(Patient, request.patient_id)
+    agreed = await consent.latest(session, expertise_request_id=request.id)
+    assert (
+        facility is not None
+        and resident is not None
+        and specialty is not None
+        and request.sent_at is not None
+    )
     await acts.append(
         session,
         acts.NewAct(
@@ -460,16 +515,20 @@ async def answer(
             specialist_rpps=user.rpps,
             specialty_code=specialty.code,
             source_key=f"expertise:{request.id}",
-            patient_key=acts.patient_key(
-                secret, finess=facility.finess, patient_ref=request.patient_ref
-            ),
-            patient_consent=request.consent_recorded,
+            patient_key=patients.act_key(vault, resident, facility.finess),
+            patient_consent=agreed is not None and agreed.granted,
+            consent_id=agreed.id if agreed else None,
             response_seconds=int((now - request.sent_at).total_seconds()),
         ),
         now=now,
         tz=tz,
         recorded_by=user,
     )
+    assert signed.sha256 is not None
+    await acts.attach_document(
+        session, source_key=f"expertise:{request.id}", kind="report", sha256=signed.sha256,
+        now=now,
+    )  # fmt: skip
     await _notify(
         session,
         request,
@@ -535,7 +594,10 @@ async def thread(session: AsyncSession, ctx: Context, request_id: int) -> Thread
             .order_by(ExpertiseAttachment.id)
         )
     )
-    await audit.event(session, ctx, "expertise.read", target_type="expertise", target_id=request.id)
+    await audit.event(
+        session, ctx, "expertise.read", target_type="expertise", target_id=request.id,
+        patient_id=request.patient_id,
+    )  # fmt: skip
     assert specialty is not None and facility is not None and requester is not None
     return Thread(
         request, specialty, facility, requester, assignee, [(m, n) for m, n in rows], photos
@@ -547,12 +609,13 @@ async def photo(session: AsyncSession, ctx: Context, attachment_id: int) -> Expe
     try:
         if found is None:
             raise NotFound()
-        await _load(session, found.request_id, ctx.caller)
+        request = await _load(session, found.request_id, ctx.caller)
     except NotFound:
         raise NotFound("Photo introuvable.") from None  # missing or not theirs: one answer
     await audit.event(
-        session, ctx, "expertise.photo_viewed", target_type="expertise_photo", target_id=found.id
-    )
+        session, ctx, "expertise.photo_viewed", target_type="expertise_photo", target_id=found.id,
+        patient_id=request.patient_id,
+    )  # fmt: skip
     return found
 
 

@@ -18,7 +18,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from scheduling.clock import Clock
 from scheduling.jobs import Job, Run
-from telmi import acts, availability, backup, booking, consultations, expertise, notify
+from telmi import (
+    acts,
+    availability,
+    backup,
+    booking,
+    consultations,
+    expertise,
+    notify,
+    record_access,
+)
 from telmi.db import Database, dialect_name
 from telmi.mail import Mailer
 from telmi.models import (
@@ -93,7 +102,7 @@ async def close_consultations(db: Database, clock: Clock, settings: Settings) ->
         now=clock.now(),
         grace_minutes=settings.room_grace_minutes,
         tz=settings.tz,
-        secret=settings.secret_key,
+        vault=settings.vault,
     )
     return f"{len(rooms)} consultations clôturées"
 
@@ -127,6 +136,21 @@ async def purge(db: Database, clock: Clock, settings: Settings) -> str:
 
     counts = await db.run_write(work)
     return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+async def audit_retention(
+    db: Database, clock: Clock, settings: Settings, *, batch: int = 5000
+) -> str:
+    """Access events older than TELMI_AUDIT_RETENTION_MONTHS, deleted a batch per transaction."""
+    cutoff = record_access.retention_cutoff(clock.now(), settings.audit_retention_months)
+    deleted = 0
+    while True:
+        n = await db.run_write(
+            lambda s: record_access.delete_expired(s, before=cutoff, limit=batch)
+        )
+        deleted += n
+        if n < batch:
+            return record_access.retention_summary(deleted)
 
 
 async def overdue_expertise(db: Database, clock: Clock, settings: Settings) -> str:
@@ -222,6 +246,13 @@ def build(db: Database, clock: Clock, settings: Settings) -> list[Job]:
             lambda: purge(db, clock, settings),
             "Purger sessions, invitations, clés d'idempotence expirées",
             cron={"hour": 3, "minute": 40},
+            misfire_grace_seconds=12 * 3600,
+        ),
+        Job(
+            "retention-acces",
+            lambda: audit_retention(db, clock, settings),
+            f"Supprimer les évènements d'accès de plus de {settings.audit_retention_months} mois",
+            cron={"hour": 3, "minute": 50},
             misfire_grace_seconds=12 * 3600,
         ),
         Job(

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from telmi.db import Database
 from telmi.paths import MIGRATIONS_DIR
+from telmi.settings import Settings
 
 
 def alembic_config() -> Config:
@@ -21,23 +22,49 @@ def alembic_config() -> Config:
     return config
 
 
-async def _run(db: Database, fn: Any, *args: Any) -> Any:
+async def _run(db: Database, fn: Any, *args: Any, settings: Settings | None = None) -> Any:
+    """`settings` gives data migrations their keys (TELMI_DATA_KEY); else the environment's."""
     config = alembic_config()
 
     def run(connection: Connection) -> Any:
         config.attributes["connection"] = connection
-        return fn(config, *args)
+        config.attributes["settings"] = settings
+        result = fn(config, *args)
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migration broke {len(broken)} foreign keys: {broken[:5]}")
+        return result
 
-    async with db.write_engine.begin() as conn:
-        return await conn.run_sync(run)
+    async with db.write_engine.connect() as conn:
+        # SQLite's table rebuild (batch mode: copy, drop, rename) drops a table other rows
+        # refer to: foreign keys off for the migration's transaction (they can only be
+        # switched outside one), then every one checked before it commits.
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            await conn.run_sync(_foreign_keys, "OFF")
+        try:
+            async with conn.begin():
+                return await conn.run_sync(run)
+        finally:
+            if sqlite:
+                await conn.run_sync(_foreign_keys, "ON")
 
 
-async def upgrade(db: Database, revision: str = "head") -> None:
-    await _run(db, command.upgrade, revision)
+def _foreign_keys(connection: Connection, state: str) -> None:
+    cursor = connection.connection.cursor()  # the driver's own: no BEGIN before a PRAGMA
+    cursor.execute(f"PRAGMA foreign_keys={state}")
+    cursor.close()
 
 
-async def downgrade(db: Database, revision: str) -> None:
-    await _run(db, command.downgrade, revision)
+async def upgrade(
+    db: Database, revision: str = "head", *, settings: Settings | None = None
+) -> None:
+    await _run(db, command.upgrade, revision, settings=settings)
+
+
+async def downgrade(db: Database, revision: str, *, settings: Settings | None = None) -> None:
+    await _run(db, command.downgrade, revision, settings=settings)
 
 
 async def check(db: Database) -> None:

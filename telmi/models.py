@@ -165,6 +165,47 @@ class ExpertiseStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class IdentityStatus(enum.StrEnum):
+    """The four statuses of the national identity-vigilance referential (RNIV)."""
+
+    PROVISIONAL = "provisional"
+    RETRIEVED = "retrieved"  # INS returned by the INSi teleservice, identity not yet checked
+    VALIDATED = "validated"  # identity checked against a document, INS not retrieved
+    QUALIFIED = "qualified"  # both
+
+
+class IdentityDocument(enum.StrEnum):
+    """Documents of high trust the RNIV accepts to check an identity."""
+
+    NONE = ""
+    IDENTITY_CARD = "identity_card"
+    PASSPORT = "passport"
+    RESIDENCE_PERMIT = "residence_permit"
+    BIRTH_CERTIFICATE = "birth_certificate"  # with a family record book, for minors
+    FAMILY_RECORD_BOOK = "family_record_book"
+
+
+class ConsentGiver(enum.StrEnum):
+    RESIDENT = "resident"
+    LEGAL_REPRESENTATIVE = "legal_representative"
+    TRUSTED_PERSON = "trusted_person"
+
+
+class ConsentMethod(enum.StrEnum):
+    ORAL = "oral"
+    WRITTEN = "written"
+
+
+class ConsentDecision(enum.StrEnum):
+    GRANTED = "granted"
+    REFUSED = "refused"
+
+
+class ReportStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+
+
 class NotificationStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -299,6 +340,59 @@ class LoginAttempt(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
 
 
+# --- residents and their records -------------------------------------------------------------
+
+
+class Patient(Base):
+    """A facility's resident. The strict identity traits and the INS are sealed together
+    (`telmi/vault.py`) in `identity`; only what access and de-duplication need is in clear:
+    the facility's own reference, the identity status, and a keyed digest of the INS."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        UniqueConstraint("facility_id", "reference"),
+        UniqueConstraint("facility_id", "ins_digest"),
+        CheckConstraint(
+            "identity_status <> 'qualified' OR (ins_digest IS NOT NULL AND identity_document <> '')",
+            name="qualified_has_ins_and_document",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(64))
+    identity_status: Mapped[IdentityStatus] = mapped_column(
+        _enum(IdentityStatus, "identity_status")
+    )
+    identity_document: Mapped[IdentityDocument] = mapped_column(
+        _enum(IdentityDocument, "identity_document")
+    )
+    ins_digest: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    identity: Mapped[bytes] = mapped_column(LargeBinary)
+    doctor_name: Mapped[str] = mapped_column(String(200), default="")
+    doctor_rpps: Mapped[str | None] = mapped_column(String(11))
+    doctor_mail: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class RequestForm(Base):
+    """One version of the fields a specialty asks for an act type (telmi/request_forms.py)."""
+
+    __tablename__ = "request_forms"
+    __table_args__ = (UniqueConstraint("specialty_id", "act_type", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialty_id: Mapped[int] = mapped_column(ForeignKey("specialties.id"))
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 # --- availability, slots, bookings ----------------------------------------------------------
 
 
@@ -411,10 +505,11 @@ class Booking(Base):
     slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"))
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
     booked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    patient_ref: Mapped[str] = mapped_column(String(64), default="")
-    patient_ins: Mapped[str | None] = mapped_column(String(15))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
     act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
     reason: Mapped[str] = mapped_column(Text, default="")
+    form_id: Mapped[int | None] = mapped_column(ForeignKey("request_forms.id"))
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[BookingStatus] = mapped_column(_enum(BookingStatus, "booking_status"))
     hold_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column()
@@ -508,10 +603,11 @@ class ExpertiseRequest(Base):
     specialty_id: Mapped[int] = mapped_column(ForeignKey("specialties.id"))
     specialist_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    patient_ref: Mapped[str] = mapped_column(String(64))
-    consent_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     question: Mapped[str] = mapped_column(Text, default="")
     clinical_context: Mapped[str] = mapped_column(Text, default="")
+    form_id: Mapped[int | None] = mapped_column(ForeignKey("request_forms.id"))
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     urgency: Mapped[ExpertiseUrgency] = mapped_column(_enum(ExpertiseUrgency, "urgency"))
     status: Mapped[ExpertiseStatus] = mapped_column(
         _enum(ExpertiseStatus, "expertise_status"), default=ExpertiseStatus.DRAFT
@@ -561,6 +657,85 @@ class PhotoBlob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# --- consent and reports -------------------------------------------------------------------
+
+
+class ConsentRecord(Base):
+    """A consent (or a refusal) to one act, collected before it; never edited: a later
+    record for the same act supersedes it."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        CheckConstraint(
+            "(booking_id IS NULL) <> (expertise_request_id IS NULL)", name="for_one_act"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    expertise_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("expertise_requests.id"), index=True
+    )
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"))
+    given_by: Mapped[ConsentGiver] = mapped_column(_enum(ConsentGiver, "consent_giver"))
+    method: Mapped[ConsentMethod] = mapped_column(_enum(ConsentMethod, "consent_method"))
+    decision: Mapped[ConsentDecision] = mapped_column(_enum(ConsentDecision, "consent_decision"))
+    given_at: Mapped[datetime]
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Report(Base):
+    """The compte rendu of one act; signing locks it (on PostgreSQL a trigger refuses any
+    change to a signed report) and corrections are signed addenda."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(
+            "(booking_id IS NULL) <> (expertise_request_id IS NULL)", name="for_one_act"
+        ),
+        CheckConstraint(
+            "status <> 'signed' OR (sha256 IS NOT NULL AND signed_at IS NOT NULL)",
+            name="signed_has_hash",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    expertise_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("expertise_requests.id"), unique=True
+    )
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    findings: Mapped[str] = mapped_column(Text, default="")
+    conclusion: Mapped[str] = mapped_column(Text, default="")
+    recommendations: Mapped[str] = mapped_column(Text, default="")
+    prescriptions: Mapped[str] = mapped_column(Text, default="")
+    follow_up_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    follow_up_when: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    signed_at: Mapped[datetime | None]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReportAddendum(Base):
+    """A signed correction or complement to a signed report; append-only."""
+
+    __tablename__ = "report_addenda"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime]
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 # --- act log, audit, notifications ----------------------------------------------------------
@@ -616,10 +791,29 @@ class Act(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
     # Téléexpertise: from the request sent to the answer.
     response_seconds: Mapped[int | None] = mapped_column(Integer)
+    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
+    # Everyone who was in the room: [{"role", "name"}], from the presences.
+    participants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     recorded_at: Mapped[datetime]
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ActDocument(Base):
+    """A signed report or addendum of an act: its SHA-256, appended once signed, whether
+    the signature came before the act was logged or after. Append-only like the log."""
+
+    __tablename__ = "act_documents"
+    __table_args__ = (UniqueConstraint("act_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    act_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("acts.id"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))  # report, addendum
+    sha256: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
 
 
 class ActMonth(Base):
@@ -643,14 +837,21 @@ class ActMonth(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, when and from where; never patient data itself."""
+    """Who did what to which record, when and from where; never patient data itself.
+
+    A read of a resident's data names the resident (`patient_id`), so a facility can answer
+    a right-of-access request. Rows are never updated (a trigger refuses it on PostgreSQL);
+    the retention job deletes the old ones."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_patient_id_at", "patient_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     actor_role: Mapped[str] = mapped_column(String(20), default="")
+    actor_facility_id: Mapped[int | None] = mapped_column(ForeignKey("facilities.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
     action: Mapped[str] = mapped_column(String(60))
     target_type: Mapped[str] = mapped_column(String(40), default="")
     target_id: Mapped[str] = mapped_column(String(40), default="")

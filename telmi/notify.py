@@ -5,7 +5,7 @@ reminder or a booking notice exists once however many times (or processes) compu
 Reminders are sent only while useful: one whose moment passed during a downtime is sent
 late only if it still makes sense, and dropped otherwise. Mail goes out when SMTP is
 configured, with retries and a dead-letter state; the pages show the outbox either way.
-Nothing sent carries more patient data than the facility's own reference.
+Nothing sent carries patient data: a notice names the time, the facility and the specialist.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from telmi.db import Database, dialect_name
 from telmi.mail import Mailer
@@ -107,19 +108,19 @@ async def enqueue(
     return result.first() is not None
 
 
+# No patient column: what is not read cannot end up in a mail.
 _BOOKINGS = (
     select(
         Booking.id,
         Booking.booked_by_id,
-        Booking.patient_ref,
         Booking.status,
         Booking.rescheduled_from_id,
         Slot.starts_at,
         Slot.ends_at,
         Slot.specialist_id,
-        User.full_name,
-        Specialty.name,
-        Facility.name,
+        User.full_name.label("specialist_name"),
+        Specialty.name.label("specialty_name"),
+        Facility.name.label("facility_name"),
     )
     .join(Slot, Slot.id == Booking.slot_id)
     .join(User, User.id == Slot.specialist_id)
@@ -128,16 +129,32 @@ _BOOKINGS = (
 )
 
 
-def _text(row: Any, tz: ZoneInfo, public_url: str, lead: str) -> str:
-    return (
-        f"{lead}\n\n"
-        f"Téléconsultation {_when(row.starts_at, tz)} avec {row[8]} ({row[9]}).\n"
-        f"Établissement : {row[10]}. Résident : {row.patient_ref}.\n\n"
-        f"Rejoindre la consultation : {public_url}/consultation/{row.id}\n"
-        "La salle ouvre 15 minutes avant l'heure prévue. "
-        f"Pour tester votre vidéo avant : {public_url}/test-video\n\n"
-        "— Telmi, plateforme régionale de télémédecine"
-    )
+def _text(
+    row: Any,
+    tz: ZoneInfo,
+    public_url: str,
+    lead: str,
+    *,
+    join: bool = True,
+    before: Any | None = None,
+) -> str:
+    """A notice's body: when, with whom, where; the room's link only if it will open.
+    `before` is the booking a move replaced, for « initialement prévue … »."""
+    what = f"Téléconsultation {_when(row.starts_at, tz)} avec {row.specialist_name}"
+    text = f"{lead}\n\n{what} ({row.specialty_name}).\n"
+    if before is not None:
+        text += f"Initialement prévue {_when(before.starts_at, tz)}"
+        if before.specialist_id != row.specialist_id:
+            text += f" avec {before.specialist_name}"
+        text += ".\n"
+    text += f"Établissement : {row.facility_name}.\n\n"
+    if join:
+        text += (
+            f"Rejoindre la consultation : {public_url}/consultation/{row.id}\n"
+            "La salle ouvre 15 minutes avant l'heure prévue. "
+            f"Pour tester votre vidéo avant : {public_url}/test-video\n\n"
+        )
+    return text + "— Telmi, plateforme régionale de télémédecine"
 
 
 async def send_reminders(
@@ -167,66 +184,140 @@ async def send_reminders(
     return created
 
 
-def calendar(row: Any, *, cancelled: bool, public_url: str, now: datetime) -> str:
-    """An iCalendar REQUEST (or CANCEL) for the booking; no patient data in it."""
+@dataclass(frozen=True)
+class Chain:
+    """Where a booking's calendar event comes from: the first booking of its moves."""
+
+    first_id: int
+    moves: int
+
+
+async def _chains(session: AsyncSession, parents: dict[int, int | None]) -> dict[int, Chain]:
+    """booking id -> its chain, walking `rescheduled_from_id` back (a few moves at most)."""
+    known = dict(parents)
+    wanted = {p for p in parents.values() if p is not None} - known.keys()
+    while wanted:
+        rows = await session.execute(
+            select(Booking.id, Booking.rescheduled_from_id).where(Booking.id.in_(wanted))
+        )
+        found: dict[int, int | None] = {booking_id: parent for booking_id, parent in rows}
+        known.update({w: found.get(w) for w in wanted})
+        wanted = {p for p in found.values() if p is not None} - known.keys()
+    chains: dict[int, Chain] = {}
+    for booking_id in parents:
+        first, moves = booking_id, 0
+        while known.get(first) is not None:
+            first, moves = cast(int, known[first]), moves + 1
+        chains[booking_id] = Chain(first, moves)
+    return chains
+
+
+def calendar(
+    row: Any, *, cancelled: bool, public_url: str, now: datetime, chain: Chain | None = None
+) -> str:
+    """An iCalendar REQUEST (or CANCEL) for the booking; no patient data in it.
+
+    A moved booking keeps the event of the booking it replaced (same UID, higher SEQUENCE),
+    so a calendar moves the event instead of keeping the old one beside the new."""
+    chain = chain or Chain(row.id, 0)
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Telmi//Telemedecine//FR")
     cal.add("version", "2.0")
     cal.add("method", "CANCEL" if cancelled else "REQUEST")
     event = icalendar.Event()
-    event.add("uid", f"booking-{row.id}@telmi")
+    event.add("uid", f"booking-{chain.first_id}@telmi")
     event.add("dtstamp", now)
     event.add("dtstart", row.starts_at)
     event.add("dtend", row.ends_at)
-    event.add("sequence", 1 if cancelled else 0)
+    event.add("sequence", chain.moves + (1 if cancelled else 0))
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    event.add("summary", f"Téléconsultation — {row[9]} ({row[10]})")
-    event.add("description", f"Rejoindre depuis Telmi : {public_url}/consultation/{row.id}")
-    event.add("url", f"{public_url}/consultation/{row.id}")
+    event.add("summary", f"Téléconsultation — {row.specialty_name} ({row.facility_name})")
+    if not cancelled:
+        event.add("description", f"Rejoindre depuis Telmi : {public_url}/consultation/{row.id}")
+        event.add("url", f"{public_url}/consultation/{row.id}")
     cal.add_component(event)
     return cal.to_ical().decode()
+
+
+SUBJECTS = {
+    "rdv-annule": "Téléconsultation annulée",
+    "rdv-deplace": "Téléconsultation déplacée",
+    "rdv-confirme": "Téléconsultation confirmée",
+}
 
 
 async def booking_notices(
     session: AsyncSession, *, now: datetime, tz: ZoneInfo, public_url: str, since: timedelta
 ) -> int:
-    """Confirmation, move and cancellation notices (with their .ics) for recent changes."""
+    """Confirmation, move and cancellation notices (with their .ics) for recent changes.
+
+    A move is one notice per person, « déplacée », keyed by the new booking: the booking it
+    replaced (cancelled by the move) gets no cancellation notice of its own."""
     created = 0
     recent = now - since
-    rows = await session.execute(
-        _BOOKINGS.where(
-            Slot.ends_at > now,
-            or_(
-                and_(Booking.status == BookingStatus.CONFIRMED, Booking.confirmed_at >= recent),
-                and_(Booking.status == BookingStatus.CANCELLED, Booking.cancelled_at >= recent),
-            ),
+    replacement = aliased(Booking)
+    replaced = exists().where(replacement.rescheduled_from_id == Booking.id)
+    rows = (
+        await session.execute(
+            _BOOKINGS.where(
+                Slot.ends_at > now,
+                or_(
+                    and_(Booking.status == BookingStatus.CONFIRMED, Booking.confirmed_at >= recent),
+                    and_(
+                        Booking.status == BookingStatus.CANCELLED,
+                        Booking.cancelled_at >= recent,
+                        ~replaced,
+                    ),
+                ),
+            )
         )
-    )
+    ).all()
+    chains = await _chains(session, {row.id: row.rescheduled_from_id for row in rows})
+    moved_from = [row.rescheduled_from_id for row in rows if row.rescheduled_from_id]
+    before = {r.id: r for r in await session.execute(_BOOKINGS.where(Booking.id.in_(moved_from)))}
     for row in rows:
         cancelled = row.status is BookingStatus.CANCELLED
-        kind = (
-            "rdv-annule"
-            if cancelled
-            else ("rdv-deplace" if row.rescheduled_from_id else "rdv-confirme")
-        )
-        subject = {
-            "rdv-annule": "Téléconsultation annulée",
-            "rdv-deplace": "Téléconsultation déplacée",
-            "rdv-confirme": "Téléconsultation confirmée",
-        }[kind]
-        ics = calendar(row, cancelled=cancelled, public_url=public_url, now=now)
-        for user_id in (row.booked_by_id, row.specialist_id):
+        previous = before.get(row.rescheduled_from_id) if not cancelled else None
+        kind = "rdv-annule" if cancelled else ("rdv-deplace" if previous else "rdv-confirme")
+        subject, chain = SUBJECTS[kind], chains[row.id]
+        ics = calendar(row, cancelled=cancelled, public_url=public_url, now=now, chain=chain)
+        body = _text(row, tz, public_url, subject + ".", join=not cancelled, before=previous)
+        notices = [(user_id, body, ics) for user_id in (row.booked_by_id, row.specialist_id)]
+        if previous is not None:
+            if previous.booked_by_id not in (row.booked_by_id, row.specialist_id):
+                notices.append((previous.booked_by_id, body, ics))  # moved by a colleague
+            if previous.specialist_id != row.specialist_id:
+                notices.append(
+                    (previous.specialist_id, *_left_behind(row, previous, chain, tz, now))
+                )
+        for user_id, text, attached in notices:
             created += await enqueue(
                 session,
                 user_id=user_id,
                 kind=kind,
                 subject=subject,
-                body=_text(row, tz, public_url, subject + "."),
+                body=text,
                 dedupe_key=f"{kind}:{row.id}:{user_id}",
                 now=now,
-                ics=ics,
+                ics=attached,
             )
     return created
+
+
+def _left_behind(
+    row: Any, previous: Any, chain: Chain, tz: ZoneInfo, now: datetime
+) -> tuple[str, str]:
+    """A move to another specialist: the first one learns where it went (no room link, it
+    is not theirs any more) and their calendar drops the event."""
+    body = (
+        f"{SUBJECTS['rdv-deplace']}.\n\n"
+        f"La téléconsultation prévue avec vous {_when(previous.starts_at, tz)} "
+        f"({previous.facility_name}) aura lieu {_when(row.starts_at, tz)} "
+        f"avec {row.specialist_name} ({row.specialty_name}). Votre créneau est libéré.\n\n"
+        "— Telmi, plateforme régionale de télémédecine"
+    )
+    earlier = Chain(chain.first_id, chain.moves - 1)
+    return body, calendar(previous, cancelled=True, public_url="", now=now, chain=earlier)
 
 
 async def alert_admins(

@@ -7,6 +7,7 @@ this file) document themselves. A bad value stops start-up with one line naming 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telmi.vault import Vault, VaultError, parse_keys
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"
 
@@ -104,6 +107,14 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _data_key(raw: str) -> str:
+    try:
+        parse_keys(raw)
+    except VaultError as exc:
+        raise ValueError(str(exc)) from None
+    return raw.strip()
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -138,6 +149,19 @@ SETTINGS: tuple[Setting, ...] = (
         "secret_key",
         DEV_SECRET_KEY,
         "signing key for CSRF tokens and join tokens (>= 32 characters)",
+    ),
+    Setting(
+        "data_key",
+        "",
+        "AES-256 keys for patient identity at rest, id:base64url, first current "
+        "(`telmi keys generate`); required in production",
+        _data_key,
+    ),
+    Setting(
+        "audit_retention_months",
+        "12",
+        "access events older than this are deleted by the nightly job",
+        _int(1),
     ),
     Setting(
         "public_url",
@@ -244,6 +268,8 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = "sqlite+aiosqlite:///var/telmi.sqlite3"
     secret_key: str = DEV_SECRET_KEY
+    data_key: str = ""
+    audit_retention_months: int = 12
     public_url: str = "http://127.0.0.1:8080"
     allowed_origins: tuple[str, ...] = ()
     timezone: str = "Europe/Paris"
@@ -306,9 +332,19 @@ class Settings:
             )
         if not self.public_url.startswith("https://"):
             raise SettingsError("TELMI_PUBLIC_URL: must be an https:// URL in production")
+        if not self.data_key:
+            raise SettingsError(
+                "TELMI_DATA_KEY: required in production (generate one with `telmi keys generate`)"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @functools.cached_property
+    def vault(self) -> Vault:
+        return Vault.from_settings(
+            self.data_key, self.secret_key, keep_dev=self.env != "production"
+        )
 
     @property
     def tz(self) -> ZoneInfo:

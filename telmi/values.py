@@ -33,7 +33,7 @@ from telmi.errors import ValidationError
 
 MAX_ID = 2**31 - 1
 PATIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-INS_PATTERN = r"^[12][0-9]{4}([0-9]{2}|2A|2B)[0-9]{8}$"
+INS_PATTERN = r"^[1-478][0-9]{4}([0-9]{2}|2A|2B)[0-9]{8}$"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -192,7 +192,7 @@ Ins = Annotated[
             "type": "string",
             "format": "ins",
             "pattern": INS_PATTERN,
-            "description": "INS (NIR) with its 2-digit key: 97 - (the 13 first mod 97)",
+            "description": "INS matricule (NIR or NIA) with its 2-digit key: 97 - (the 13 first mod 97)",
         }
     ),
 ]
@@ -302,6 +302,24 @@ Consent = Annotated[
 
 def _refuse(kind: str, message: str) -> Any:
     raise PydanticCustomError(kind, message)
+
+
+# An answer to one field of a request form: text, yes/no, a number, or null (unanswered).
+# Which fields and values a form takes is checked against its definition in the database
+# (`request_forms.validate_answers`); the schema bounds what any answer may be, so a client
+# following it is never refused by the JSON reader (20-digit integers, deep nesting).
+Answer = Annotated[  # type: ignore[valid-type]
+    text(8000)
+    | bool
+    | Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    | Annotated[float, Field(ge=-1e9, le=1e9, allow_inf_nan=False)]
+    | None,
+    Field(description="text, yes/no, a number, or null"),
+]
+Answers = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Answer],  # type: ignore[valid-type]
+    Field(description="answers to the specialty's request form, by field name"),
+]
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -28,11 +28,10 @@ from telmi.db import Database
 from telmi.models import Base
 from telmi.settings import Settings
 
-from .factories import NOW
+from .factories import NOW, TEST_SECRET
 
 POSTGRES_URL = os.environ.get("TELMI_TEST_POSTGRES_URL")
 NO_POSTGRES = "TELMI_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped"
-TEST_SECRET = "test-secret-key-" + "x" * 32
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,13 +12,17 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import accounts, acts
+from telmi import accounts, acts, consent, patients
+from telmi.consent import ConsentInput
 from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import finess_for, rpps_for
 from telmi.models import (
     Act,
     ActType,
+    ConsentDecision,
+    ConsentGiver,
+    ConsentMethod,
     Departement,
     Facility,
     FacilityCategory,
@@ -29,12 +34,16 @@ from telmi.models import (
     User,
     act_mask,
 )
+from telmi.vault import Vault
 
 PASSWORD = "correct horse battery"
 # The suite's instant: Wednesday 10 June 2026, 10:00 in Paris. The `clock` fixture starts
 # here and test data made outside a test's clock is stamped with it, so no test depends on
 # the day it runs; a test about another date sets its clock there and says so.
 NOW = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
+TEST_SECRET = "test-secret-key-" + "x" * 32
+# The app of the `settings` fixture seals identities with this (no TELMI_DATA_KEY: derived).
+VAULT = Vault.from_settings("", TEST_SECRET)
 _seq = itertools.count(1)
 
 
@@ -221,3 +230,56 @@ async def make_act(
             tz=ZoneInfo("Europe/Paris"),
             recorded_by=None,
         )
+
+
+def ins_with_key(body13: str) -> str:
+    """A valid INS from its 13 first characters (the key is 97 - n mod 97)."""
+    numeric = body13[:5] + {"2A": "19", "2B": "18"}.get(body13[5:7], body13[5:7]) + body13[7:]
+    return f"{body13}{97 - int(numeric) % 97:02d}"
+
+
+async def make_resident(
+    db: Database,
+    staff: User,
+    *,
+    reference: str | None = None,
+    ins: str | None = None,
+    qualified: bool = False,
+    **fields: object,
+) -> patients.Resident:
+    """A resident of `staff`'s facility, made by patients.create; `qualified` fills the
+    five traits, an INS and the document checked."""
+    n = next(_seq)
+    values: dict[str, object] = {"reference": reference or f"R-{n}"}
+    if qualified:
+        values |= {
+            "birth_name": "MARTIN",
+            "first_names": "Jeanne Marie",
+            "sex": "F",
+            "birth_date": "1936-04-12",
+            "birthplace": "21231",
+            "ins": {"value": ins or ins_with_key("2360421231012")},
+            "identity_status": "qualified",
+            "identity_document": "identity_card",
+        }
+    elif ins:
+        values["ins"] = {"value": ins}
+    values |= fields
+    new = patients.ResidentInput.model_validate_json(json.dumps(values))  # as the API reads it
+    async with db.write() as session:
+        return await patients.create(
+            session, Context(staff, NOW), new, vault=VAULT, tz=ZoneInfo("Europe/Paris")
+        )
+
+
+async def record_consent(
+    db: Database, user: User, booking_id: int, *, granted: bool = True
+) -> consent.ConsentView:
+    """The resident's consent (or refusal) to a booking, recorded by `user` at NOW."""
+    given = ConsentInput(
+        given_by=ConsentGiver.RESIDENT,
+        method=ConsentMethod.ORAL,
+        decision=ConsentDecision.GRANTED if granted else ConsentDecision.REFUSED,
+    )
+    async with db.write() as session:
+        return await consent.for_booking(session, Context(user, NOW), booking_id, given)

@@ -21,7 +21,7 @@ from telmi.models import ActType, Booking, Role, Slot, SlotStatus, User
 from telmi.settings import Settings
 from telmi.values import parse_json
 
-from .factories import bearer, make_facility, make_user
+from .factories import bearer, make_facility, make_resident, make_user
 
 PARIS = ZoneInfo("Europe/Paris")
 # A Wednesday in May 2026, so Monday 25 May (Pentecost Monday, a public holiday) is ahead.
@@ -106,10 +106,11 @@ async def test_a_holiday_opening_rule_includes_pentecost_monday(
 
 async def _book_first_slot(db: Database, specialist: User) -> booking.BookingView:
     staff = await make_user(db, Role.STAFF, facility=await make_facility(db))
+    resident = await make_resident(db, staff)
     first = (await _open_slots(db, specialist))[0]
     async with db.write() as session:
         new = booking.NewBooking(
-            slot_id=first.id, patient_ref="R1", act_type=ActType.TELECONSULTATION
+            slot_id=first.id, patient_id=resident.id, act_type=ActType.TELECONSULTATION
         )
         return await booking.book(session, Context(staff, NOW), new)
 
@@ -339,7 +340,8 @@ async def test_booking_a_materialised_slot_works_end_to_end(
 ) -> None:
     specialist, headers = doctor
     await client.post("/api/availability/rules", json=MONDAY_RULE, headers=headers)
-    staff = await bearer(db, await make_user(db, Role.STAFF))
+    nurse = await make_user(db, Role.STAFF)
+    staff, resident = await bearer(db, nurse), await make_resident(db, nurse)
     found = await (
         await client.get("/api/slots?act_type=teleexpertise&from=2026-06-01", headers=staff)
     ).json()
@@ -347,7 +349,17 @@ async def test_booking_a_materialised_slot_works_end_to_end(
     assert first["starts_at"] == "2026-06-01T07:00:00+00:00"
     booked = await client.post(
         "/api/bookings",
-        json={"slot_id": first["id"], "patient_ref": "R-9", "act_type": "teleexpertise"},
+        json={
+            "slot_id": first["id"],
+            "patient_id": resident.id,
+            "act_type": "teleexpertise",
+            # A dermatology tele-expertise asks its form's required fields.
+            "answers": {
+                "lesion_site": "Avant-bras",
+                "duration": "2 semaines",
+                "evolution": "Stable",
+            },
+        },
         headers={**staff, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert booked.status == 201

@@ -13,14 +13,22 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from scheduling.clock import FrozenClock
-from telmi import booking
+from telmi import booking, patients
 from telmi.app import create_app
 from telmi.db import Database
 from telmi.errors import ValidationError
 from telmi.models import ActType, AuditEvent, Booking, BookingStatus, Role, Slot
 from telmi.values import parse
 
-from .factories import NOW, bearer, make_facility, make_slot, make_specialty, make_user
+from .factories import (
+    NOW,
+    bearer,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_specialty,
+    make_user,
+)
 
 
 async def _active_bookings(db: Database, slot_id: int | None = None) -> int:
@@ -40,27 +48,30 @@ async def _all_bookings(db: Database) -> int:
         return await session.scalar(select(func.count()).select_from(Booking)) or 0
 
 
-def _body(slot_id: int, **extra: Any) -> dict[str, Any]:
+def _body(slot_id: int, patient_id: int, **extra: Any) -> dict[str, Any]:
     return {
         "slot_id": slot_id,
-        "patient_ref": "RES-0042",
+        "patient_id": patient_id,
         "act_type": "teleconsultation",
         "reason": "Plaie du talon",
         **extra,
     }
 
 
-async def _book(client: TestClient, headers: dict[str, str], slot_id: int, **extra: Any) -> Any:
+async def _book(
+    client: TestClient, headers: dict[str, str], slot_id: int, patient_id: int, **extra: Any
+) -> Any:
     return await client.post(
         "/api/bookings",
-        json=_body(slot_id, **extra),
+        json=_body(slot_id, patient_id, **extra),
         headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
     )
 
 
 @pytest.fixture
 async def world(db: Database, clock: FrozenClock) -> dict[str, Any]:
-    """Two facilities with one staff member each, a dermatologist with free slots tomorrow."""
+    """Two facilities with one staff member and one resident each, a dermatologist with free
+    slots tomorrow."""
     a, b = await make_facility(db, name="EHPAD A"), await make_facility(db, name="EHPAD B")
     staff_a = await make_user(db, Role.STAFF, facility=a)
     staff_b = await make_user(db, Role.STAFF, facility=b)
@@ -79,6 +90,8 @@ async def world(db: Database, clock: FrozenClock) -> dict[str, Any]:
         "ha": await bearer(db, staff_a),
         "hb": await bearer(db, staff_b),
         "hs": await bearer(db, specialist),
+        "pa": (await make_resident(db, staff_a, reference="RES-0042")).id,
+        "pb": (await make_resident(db, staff_b, reference="RES-0077")).id,
     }
 
 
@@ -86,7 +99,7 @@ async def test_staff_books_a_free_slot_for_their_facility(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
     slot = world["slots"][0]
-    response = await _book(client, world["ha"], slot.id)
+    response = await _book(client, world["ha"], slot.id, world["pa"])
     assert response.status == 201
     body = await response.json()
     assert body["status"] == "confirmed" and body["facility"]["name"] == "EHPAD A"
@@ -98,10 +111,11 @@ async def test_fifty_staff_booking_the_same_slot_exactly_one_wins(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
     facilities = [await make_facility(db) for _ in range(5)]
-    headers = [await bearer(db, await make_user(db, Role.STAFF, facility=f)) for f in facilities]
+    staff = [await make_user(db, Role.STAFF, facility=f) for f in facilities]
+    bookers = [(await bearer(db, u), (await make_resident(db, u)).id) for u in staff]
     for slot in world["slots"][:3]:  # the race, three times over
         responses = await asyncio.gather(
-            *(_book(client, headers[i % len(headers)], slot.id) for i in range(50))
+            *(_book(client, bookers[i % 5][0], slot.id, bookers[i % 5][1]) for i in range(50))
         )
         statuses = sorted(r.status for r in responses)
         assert statuses == [201] + [409] * 49
@@ -116,9 +130,9 @@ async def test_fifty_staff_booking_the_same_slot_exactly_one_wins(
 async def test_concurrent_reschedules_and_cancels_keep_one_booking_per_slot(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    slots, ha, hb = world["slots"], world["ha"], world["hb"]
-    first = await (await _book(client, ha, slots[0].id)).json()
-    second = await (await _book(client, hb, slots[1].id)).json()
+    slots, ha, hb, pa, pb = (world[k] for k in ("slots", "ha", "hb", "pa", "pb"))
+    first = await (await _book(client, ha, slots[0].id, pa)).json()
+    second = await (await _book(client, hb, slots[1].id, pb)).json()
     target = slots[2].id
     responses = await asyncio.gather(
         client.post(
@@ -130,7 +144,7 @@ async def test_concurrent_reschedules_and_cancels_keep_one_booking_per_slot(
         client.post(
             f"/api/bookings/{first['id']}/cancel", json={"reason": "Transfert"}, headers=ha
         ),
-        _book(client, ha, target),
+        _book(client, ha, target, pa),
     )
     assert all(r.status < 500 for r in responses)
     assert await _active_bookings(db, target) == 1
@@ -147,9 +161,9 @@ async def test_concurrent_reschedules_and_cancels_keep_one_booking_per_slot(
 async def test_reschedule_moves_atomically(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    slots, ha, hb = world["slots"], world["ha"], world["hb"]
-    mine = await (await _book(client, ha, slots[0].id)).json()
-    await _book(client, hb, slots[1].id)
+    slots, ha, hb, pa, pb = (world[k] for k in ("slots", "ha", "hb", "pa", "pb"))
+    mine = await (await _book(client, ha, slots[0].id, pa)).json()
+    await _book(client, hb, slots[1].id, pb)
     taken = await client.post(
         f"/api/bookings/{mine['id']}/reschedule", json={"slot_id": slots[1].id}, headers=ha
     )
@@ -169,29 +183,29 @@ async def test_reschedule_moves_atomically(
 async def test_hold_keeps_the_slot_until_it_expires(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
 ) -> None:
-    slot, ha, hb = world["slots"][0], world["ha"], world["hb"]
+    slot, ha, hb, pb = world["slots"][0], world["ha"], world["hb"], world["pb"]
     held = await client.post(f"/api/slots/{slot.id}/hold", headers=ha)
     assert held.status == 201
     hold = await held.json()
     assert hold["status"] == "held" and hold["hold_expires_at"]
 
-    assert (await _book(client, hb, slot.id)).status == 409  # someone else's hold
+    assert (await _book(client, hb, slot.id, pb)).status == 409  # someone else's hold
     search = await client.get("/api/slots", headers=hb)
     assert slot.id not in [s["id"] for s in (await search.json())["items"]]
 
     clock.advance(timedelta(minutes=11))
     search = await client.get("/api/slots", headers=hb)
     assert slot.id in [s["id"] for s in (await search.json())["items"]]
-    assert (await _book(client, hb, slot.id)).status == 201
+    assert (await _book(client, hb, slot.id, pb)).status == 201
     assert await _active_bookings(db, slot.id) == 1
 
 
 async def test_booking_converts_the_callers_own_hold(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    slot, ha = world["slots"][0], world["ha"]
+    slot, ha, pa = world["slots"][0], world["ha"], world["pa"]
     hold = await (await client.post(f"/api/slots/{slot.id}/hold", headers=ha)).json()
-    booked = await _book(client, ha, slot.id)
+    booked = await _book(client, ha, slot.id, pa)
     assert booked.status == 201
     assert (await booked.json())["id"] == hold["id"]
     assert await _all_bookings(db) == 1
@@ -202,9 +216,12 @@ async def test_idempotent_replay_returns_the_first_response(
 ) -> None:
     slot, ha = world["slots"][0], world["ha"]
     headers = {**ha, "Idempotency-Key": "booking-42"}
-    first = await client.post("/api/bookings", json=_body(slot.id), headers=headers)
+    first = await client.post("/api/bookings", json=_body(slot.id, world["pa"]), headers=headers)
     replays = await asyncio.gather(
-        *(client.post("/api/bookings", json=_body(slot.id), headers=headers) for _ in range(5))
+        *(
+            client.post("/api/bookings", json=_body(slot.id, world["pa"]), headers=headers)
+            for _ in range(5)
+        )
     )
     assert first.status == 201
     for replay in replays:
@@ -212,10 +229,14 @@ async def test_idempotent_replay_returns_the_first_response(
         assert await replay.json() == await first.json()
     assert await _all_bookings(db) == 1
 
-    other = await client.post("/api/bookings", json=_body(world["slots"][1].id), headers=headers)
+    other = await client.post(
+        "/api/bookings", json=_body(world["slots"][1].id, world["pa"]), headers=headers
+    )
     assert other.status == 422
     assert (await other.json())["error"]["code"] == "idempotency_key_reused"
-    missing = await client.post("/api/bookings", json=_body(world["slots"][1].id), headers=ha)
+    missing = await client.post(
+        "/api/bookings", json=_body(world["slots"][1].id, world["pa"]), headers=ha
+    )
     assert missing.status == 400
     assert (await missing.json())["error"]["code"] == "idempotency_key_required"
     assert await _all_bookings(db) == 1
@@ -225,12 +246,16 @@ async def test_idempotency_keys_are_kept_a_day_then_reusable(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
 ) -> None:
     headers = {**world["ha"], "Idempotency-Key": "daily"}
-    first = await client.post("/api/bookings", json=_body(world["slots"][0].id), headers=headers)
+    first = await client.post(
+        "/api/bookings", json=_body(world["slots"][0].id, world["pa"]), headers=headers
+    )
     clock.advance(timedelta(hours=23))
     later = await make_slot(db, world["specialist"], clock.now() + timedelta(days=3))
-    other_body = _body(later.id)
+    other_body = _body(later.id, world["pa"])
     assert (await client.post("/api/bookings", json=other_body, headers=headers)).status == 422
-    replay = await client.post("/api/bookings", json=_body(world["slots"][0].id), headers=headers)
+    replay = await client.post(
+        "/api/bookings", json=_body(world["slots"][0].id, world["pa"]), headers=headers
+    )
     assert await replay.json() == await first.json()
     clock.advance(timedelta(hours=2))  # 25 hours: the key may serve again
     reused = await client.post("/api/bookings", json=other_body, headers=headers)
@@ -242,7 +267,7 @@ async def test_concurrent_twins_with_one_key_create_one_booking(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
     headers = {**world["ha"], "Idempotency-Key": "twin"}
-    body = _body(world["slots"][0].id)
+    body = _body(world["slots"][0].id, world["pa"])
     responses = await asyncio.gather(
         *(client.post("/api/bookings", json=body, headers=headers) for _ in range(10))
     )
@@ -254,7 +279,7 @@ async def test_concurrent_twins_with_one_key_create_one_booking(
 async def test_staff_of_another_facility_cannot_read_cancel_or_move_a_booking(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    mine = await (await _book(client, world["ha"], world["slots"][0].id, world["pa"])).json()
     hb = world["hb"]  # another facility's booking answers as a missing one
     assert (await client.get(f"/api/bookings/{mine['id']}", headers=hb)).status == 404
     cancel = await client.post(
@@ -273,7 +298,9 @@ async def test_staff_of_another_facility_cannot_read_cancel_or_move_a_booking(
 async def test_booking_for_another_facility_is_refused(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    response = await _book(client, world["ha"], world["slots"][0].id, facility_id=world["b"].id)
+    response = await _book(
+        client, world["ha"], world["slots"][0].id, world["pa"], facility_id=world["b"].id
+    )
     assert response.status == 403
     assert await _all_bookings(db) == 0
 
@@ -281,7 +308,7 @@ async def test_booking_for_another_facility_is_refused(
 async def test_regional_and_admin_see_no_bookings(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    mine = await (await _book(client, world["ha"], world["slots"][0].id, world["pa"])).json()
     for role in (Role.REGIONAL, Role.ADMIN):
         headers = await bearer(db, await make_user(db, role))
         for method, path in [
@@ -299,7 +326,7 @@ async def test_regional_and_admin_see_no_bookings(
 async def test_specialist_sees_and_cancels_bookings_of_their_agenda(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    mine = await (await _book(client, world["ha"], world["slots"][0].id, world["pa"])).json()
     agenda = await (await client.get("/api/bookings", headers=world["hs"])).json()
     assert [b["id"] for b in agenda["items"]] == [mine["id"]]
     cancel = await client.post(
@@ -316,7 +343,7 @@ async def test_specialist_sees_and_cancels_bookings_of_their_agenda(
 async def test_reading_a_booking_is_audited_with_who_and_where(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    mine = await (await _book(client, world["ha"], world["slots"][0].id, world["pa"])).json()
     await client.get(f"/api/bookings/{mine['id']}", headers=world["hs"])
     async with db.read() as session:
         event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "booking.read"))
@@ -333,7 +360,7 @@ async def test_a_requests_audit_events_carry_its_instant_and_address(
     trusted proxy gave, for every event the request writes."""
     client = await aiohttp_client(create_app(settings.replace(trust_proxy=True), clock=clock))
     proxied = {**world["ha"], "X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
-    created = await _book(client, proxied, world["slots"][0].id)
+    created = await _book(client, proxied, world["slots"][0].id, world["pa"])
     assert created.status == 201
     clock.advance(timedelta(minutes=5))
     await client.get(f"/api/bookings/{(await created.json())['id']}", headers=proxied)
@@ -351,7 +378,7 @@ async def test_a_requests_audit_events_carry_its_instant_and_address(
 async def test_cancel_and_reschedule_stop_at_the_start_time(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
 ) -> None:
-    mine = await (await _book(client, world["ha"], world["slots"][0].id)).json()
+    mine = await (await _book(client, world["ha"], world["slots"][0].id, world["pa"])).json()
     clock.set(datetime.fromisoformat(mine["slot"]["starts_at"]) + timedelta(minutes=1))
     cancel = await client.post(
         f"/api/bookings/{mine['id']}/cancel", json={"reason": "x"}, headers=world["ha"]
@@ -366,8 +393,10 @@ async def test_cancel_and_reschedule_stop_at_the_start_time(
         ({"slot_id": "1"}, 422, "invalid"),
         ({"act_type": "teleexpertise"}, 409, "act_type_not_offered"),
         ({"act_type": "chirurgie"}, 422, "invalid"),
-        ({"patient_ref": ""}, 422, "invalid"),
-        ({"patient_ref": "Jean Dupont"}, 422, "invalid"),
+        ({"patient_id": "1"}, 422, "invalid"),
+        ({"patient_id": 999999}, 422, "invalid"),  # no such resident
+        ({"patient_id": "of B"}, 422, "invalid"),  # another facility's resident
+        ({"patient_ref": "RES-0042"}, 422, "invalid"),  # residents are named by id now
         ({"patient_ins": "1840775123456 12"}, 422, "invalid"),
         ({"reason": 12}, 422, "invalid"),
     ],
@@ -380,12 +409,17 @@ async def test_bad_booking_input_is_refused_and_writes_nothing(
     status: int,
     code: str,
 ) -> None:
-    body = {**_body(world["slots"][0].id), **change}
+    if change.get("patient_id") == "of B":
+        change = {"patient_id": world["pb"]}
+    body = {**_body(world["slots"][0].id, world["pa"]), **change}
     response = await client.post(
         "/api/bookings", json=body, headers={**world["ha"], "Idempotency-Key": str(uuid.uuid4())}
     )
     assert response.status == status
-    assert (await response.json())["error"]["code"] == code
+    error = (await response.json())["error"]
+    assert error["code"] == code
+    if "patient_id" in change:
+        assert error["field"] == "patient_id"
     assert await _all_bookings(db) == 0
 
 
@@ -393,16 +427,16 @@ async def test_past_slot_cannot_be_booked(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
 ) -> None:
     past = await make_slot(db, world["specialist"], clock.now() - timedelta(hours=2))
-    response = await _book(client, world["ha"], past.id)
+    response = await _book(client, world["ha"], past.id, world["pa"])
     assert response.status == 409 and (await response.json())["error"]["code"] == "slot_in_past"
     assert await _all_bookings(db) == 0
 
 
 def _ins(value: str) -> str | None:
-    return parse(booking.NewBooking, {**_INS_BASE, "patient_ins": value}, strict=False).patient_ins
-
-
-_INS_BASE = {"slot_id": 1, "patient_ref": "R1", "act_type": "teleconsultation"}
+    """The INS of a resident as a form gives it (blank: none); bookings name the resident."""
+    body = {"reference": "R1", **({"ins": {"value": value}} if value else {})}
+    found = parse(patients.ResidentInput, body, strict=False).ins
+    return found.value if found else None
 
 
 async def test_valid_ins_is_accepted_and_a_wrong_key_refused() -> None:

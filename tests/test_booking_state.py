@@ -26,7 +26,7 @@ from telmi.errors import TelmiError
 from telmi.models import ACTIVE_BOOKING_STATUSES, ActType, Booking, Role, Slot, SlotStatus, User
 
 from .conftest import _truncate
-from .factories import make_facility, make_slot, make_user
+from .factories import make_facility, make_resident, make_slot, make_user
 
 pytestmark = pytest.mark.slow  # processes, benchmarks or generated cases
 
@@ -43,6 +43,7 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
             self.clock = FrozenClock(T0)
             self.db = self.run(new_database())
             self.staff: list[User] = []
+            self.residents: list[int] = []  # one per staff member's facility
             self.specialists: list[User] = []
             self.slots: list[int] = []
             self.run(self._populate())
@@ -52,9 +53,9 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
 
         async def _populate(self) -> None:
             for _ in range(3):
-                self.staff.append(
-                    await make_user(self.db, Role.STAFF, facility=await make_facility(self.db))
-                )
+                staff = await make_user(self.db, Role.STAFF, facility=await make_facility(self.db))
+                self.staff.append(staff)
+                self.residents.append((await make_resident(self.db, staff)).id)
             for _ in range(2):
                 specialist = await make_user(self.db, Role.SPECIALIST)
                 self.specialists.append(specialist)
@@ -84,7 +85,9 @@ def machine_for(new_database: Callable[[], Coroutine[Any, Any, Database]]) -> ty
         @rule(who=st.integers(0, 2), slot=st.integers(0, 2 * SLOTS_PER_SPECIALIST - 1))
         def book(self, who: int, slot: int) -> None:
             new = booking.NewBooking(
-                slot_id=self.slots[slot], patient_ref=f"R{who}", act_type=ActType.TELECONSULTATION
+                slot_id=self.slots[slot],
+                patient_id=self.residents[who],
+                act_type=ActType.TELECONSULTATION,
             )
             self.run(self._try(lambda s: booking.book(s, self._as(who), new)))
 

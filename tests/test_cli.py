@@ -23,6 +23,7 @@ from telmi.models import (
     Role,
     User,
 )
+from telmi.vault import generate_key
 
 
 @pytest.fixture
@@ -185,6 +186,7 @@ def test_demo_is_refused_on_a_production_database(
     monkeypatch.setenv("TELMI_ENV", "production")
     monkeypatch.setenv("TELMI_SECRET_KEY", "k" * 40)
     monkeypatch.setenv("TELMI_PUBLIC_URL", "https://telmi.example.fr")
+    monkeypatch.setenv("TELMI_DATA_KEY", generate_key("k1"))  # production seals identities
     assert main(["demo", "--history-scale", "0.01"]) == 1
     assert "TELMI_ENV=production" in capsys.readouterr().err
     assert _query(cli_env, select(Facility.id)) == []

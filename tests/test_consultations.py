@@ -22,25 +22,35 @@ from telmi.keys import SETTINGS
 from telmi.models import Act, Booking, BookingStatus, Consultation, Invite, Presence, Role
 from telmi.web import rooms
 
-from .factories import bearer, make_facility, make_slot, make_user, page_csrf
+from .factories import (
+    bearer,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_user,
+    page_csrf,
+    record_consent,
+)
 
 ORIGIN = "http://127.0.0.1:8080"  # the test settings' public URL
 
 
 @pytest.fixture
 async def visit(client: TestClient, db: Database, clock: FrozenClock) -> dict[str, Any]:
-    """A confirmed booking of EHPAD A with a dermatologist, starting in ten minutes."""
+    """A confirmed booking of EHPAD A with a dermatologist, starting in ten minutes, for a
+    resident whose consent the nurse has recorded (the specialist may start the act)."""
     a, b = await make_facility(db, name="EHPAD A"), await make_facility(db, name="EHPAD B")
     staff = await make_user(db, Role.STAFF, facility=a)
     specialist = await make_user(db, Role.SPECIALIST)
     start = clock.now() + timedelta(minutes=10)
     slot = await make_slot(db, specialist, start, minutes=30)
     hs, ha = await bearer(db, specialist), await bearer(db, staff)
+    resident = await make_resident(db, staff, reference="RES-7")
     response = await client.post(
         "/api/bookings",
         json={
             "slot_id": slot.id,
-            "patient_ref": "RES-7",
+            "patient_id": resident.id,
             "act_type": "teleconsultation",
             "reason": "Suivi",
         },
@@ -48,8 +58,10 @@ async def visit(client: TestClient, db: Database, clock: FrozenClock) -> dict[st
     )
     assert response.status == 201
     booking_id = (await response.json())["id"]
+    agreed = await record_consent(db, staff, booking_id)
     return {
         "booking_id": booking_id,
+        "consent_id": agreed.id,
         "hs": hs,
         "ha": ha,
         "hb": await bearer(db, await make_user(db, Role.STAFF, facility=b)),
@@ -207,10 +219,11 @@ async def test_the_end_body_is_checked_and_a_bad_one_ends_nothing(
     ticket = await (await _ticket(client, visit["hs"], visit["booking_id"])).json()
     path = f"/api/consultations/{ticket['consultation_id']}/end"
     for body, field in (
-        ({"patient_consent": "oui"}, "patient_consent"),
-        ({"patient_consent": True, "outcome": "x" * 501}, "outcome"),
-        ({"patient_consent": True, "incidents": "x" * 501}, "incidents"),
-        ({"patient_consent": True, "note": "?"}, "note"),
+        # Consent is recorded before the act, not ticked at its end: no such field.
+        ({"patient_consent": True}, "patient_consent"),
+        ({"outcome": "x" * 501}, "outcome"),
+        ({"incidents": "x" * 501}, "incidents"),
+        ({"note": "?"}, "note"),
     ):
         refused = await client.post(path, json=body, headers=visit["hs"])
         assert refused.status == 422, body
@@ -218,9 +231,7 @@ async def test_the_end_body_is_checked_and_a_bad_one_ends_nothing(
     async with db.read() as session:
         status = await session.scalar(select(Consultation.status))
     assert status is not None and status.value == "scheduled"
-    ended = await client.post(
-        path, json={"patient_consent": False, "outcome": "  Reporté  "}, headers=visit["hs"]
-    )
+    ended = await client.post(path, json={"outcome": "  Reporté  "}, headers=visit["hs"])
     assert ended.status == 200 and (await ended.json())["outcome"] == "Reporté"
 
 
@@ -236,18 +247,16 @@ async def test_ending_logs_one_act_closes_the_room_and_a_second_end_logs_nothing
     await _next(nurse, "joined")
     clock.advance(timedelta(minutes=25))
     path = f"/api/consultations/{doc_ticket['consultation_id']}/end"
-    assert (
-        await client.post(path, json={"patient_consent": True}, headers=visit["ha"])
-    ).status == 403
-    assert (await client.post(path, json={}, headers=visit["hs"])).status == 422
+    assert (await client.post(path, json={}, headers=visit["ha"])).status == 403
+    assert (await client.post(path, json={"outcome": 5}, headers=visit["hs"])).status == 422
     first = await client.post(
         path,
-        json={"patient_consent": True, "outcome": "Traitement adapté", "incidents": "écho du son"},
+        json={"outcome": "Traitement adapté", "incidents": "écho du son"},
         headers=visit["hs"],
     )
     assert first.status == 200 and (await first.json())["status"] == "ended"
     assert (await _next(nurse, "error"))["code"] == "room_closed"
-    second = await client.post(path, json={"patient_consent": True}, headers=visit["hs"])
+    second = await client.post(path, json={}, headers=visit["hs"])
     assert second.status == 200
     async with db.read() as session:
         logged = list(await session.scalars(select(Act)))
@@ -259,6 +268,7 @@ async def test_ending_logs_one_act_closes_the_room_and_a_second_end_logs_nothing
     assert act.source_key == f"consultation:{doc_ticket['consultation_id']}"
     assert act.act_type.value == "teleconsultation" and act.specialty_code == "dermatologie"
     assert act.duration_seconds == 25 * 60 and act.patient_consent is True
+    assert act.consent_id == visit["consent_id"]  # the consent recorded before the act
     assert act.incidents == "écho du son"
     assert status is BookingStatus.COMPLETED
     late = await _ticket(client, visit["ha"], visit["booking_id"])
@@ -271,7 +281,7 @@ async def test_a_consultation_nobody_attended_ends_without_an_act(
     ticket = await (await _ticket(client, visit["hs"], visit["booking_id"])).json()
     ended = await client.post(
         f"/api/consultations/{ticket['consultation_id']}/end",
-        json={"patient_consent": False},
+        json={},
         headers=visit["hs"],
     )
     assert ended.status == 200
@@ -290,7 +300,7 @@ async def test_a_consultation_left_open_is_closed_after_its_slot_with_its_act(
         client, await (await _ticket(client, visit["ha"], visit["booking_id"])).json()
     )
     await _next(nurse, "joined")
-    kwargs = {"grace_minutes": 30, "tz": settings.tz, "secret": settings.secret_key}
+    kwargs = {"grace_minutes": 30, "tz": settings.tz, "vault": settings.vault}
     assert (
         await consultations.close_overdue(db, now=clock.now() + timedelta(minutes=45), **kwargs)
         == []
@@ -305,7 +315,9 @@ async def test_a_consultation_left_open_is_closed_after_its_slot_with_its_act(
     )
     async with db.read() as session:
         act = await session.scalar(select(Act))
-    assert act is not None and act.patient_consent is False and "automatique" in act.incidents
+    assert act is not None and "automatique" in act.incidents
+    # Closed by the job, the act still carries the consent the facility recorded before it.
+    assert act.patient_consent is True and act.consent_id == visit["consent_id"]
 
 
 async def test_the_job_ends_consultations_left_open_and_their_rooms_close(

@@ -39,6 +39,7 @@ from telmi.models import (
     ExpertiseRequest,
     ExpertiseStatus,
     Notification,
+    Patient,
     Slot,
     SlotStatus,
     Specialty,
@@ -125,9 +126,9 @@ async def _sites(db: Database, now: datetime) -> dict[str, dict[str, int]]:
     sites: dict[str, dict[str, int]] = {}
     async with db.read() as session:
         rows = await session.execute(
-            select(Booking.patient_ref, Booking.status, Slot.starts_at, Slot.ends_at).join(
-                Slot, Slot.id == Booking.slot_id
-            )
+            select(Patient.reference, Booking.status, Slot.starts_at, Slot.ends_at)
+            .join(Slot, Slot.id == Booking.slot_id)
+            .join(Patient, Patient.id == Booking.patient_id)
         )
         for ref, status, starts_at, ends_at in rows:
             site = sites.setdefault(ref.split("-")[1], {})

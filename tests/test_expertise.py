@@ -29,7 +29,7 @@ from telmi.models import (
 )
 from telmi.settings import Settings
 
-from .factories import bearer, make_facility, make_specialty, make_user
+from .factories import bearer, make_facility, make_resident, make_specialty, make_user
 
 
 def jpeg_with_gps(size: tuple[int, int] = (120, 80)) -> bytes:
@@ -64,22 +64,40 @@ async def world(db: Database) -> dict[str, Any]:
         "derm2": await make_user(db, Role.SPECIALIST, specialty=derm),
         "cardio": await make_user(db, Role.SPECIALIST, specialty=cardio),
     }
-    return {name: {"user": u, "h": await bearer(db, u)} for name, u in people.items()}
+    world = {name: {"user": u, "h": await bearer(db, u)} for name, u in people.items()}
+    for nurse in ("nurse", "other_nurse"):  # a resident of each facility
+        world[nurse]["resident"] = (await make_resident(db, people[nurse], reference="RES-12")).id
+    return world
 
 
-async def _draft(client: TestClient, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
+# What the dermatology request form asks (`request_forms.BUILTIN`), and the consent the
+# facility records with the request: without both a request cannot be sent.
+ANSWERS = {"lesion_site": "Talon gauche", "duration": "3 semaines", "evolution": "Extension"}
+CONSENT = {"given_by": "resident", "method": "oral"}
+
+
+async def _draft(
+    client: TestClient, nurse: dict[str, Any], *, photos: int = 0, **extra: Any
+) -> dict[str, Any]:
+    """A draft of `nurse` (a world entry) for their resident; `photos`: how many to add (the
+    dermatology form wants two before sending)."""
     body = {
         "specialty": "dermatologie",
-        "patient_ref": "RES-12",
-        "consent_recorded": True,
+        "patient_id": nurse["resident"],
+        "consent": CONSENT,
         "question": "Escarre talon gauche : stade ? Conduite à tenir ?",
         "clinical_context": "Patiente de 91 ans, diabétique.",
         "urgency": "72h",
+        "answers": ANSWERS,
         **extra,
     }
-    response = await client.post("/api/expertise", json=body, headers=headers)
+    response = await client.post("/api/expertise", json=body, headers=nurse["h"])
     assert response.status == 201, await response.text()
-    return await response.json()  # type: ignore[no-any-return]
+    draft: dict[str, Any] = await response.json()
+    if photos:
+        shots = [(f"photo{i}.png", _png()) for i in range(photos)]
+        assert (await _upload(client, nurse["h"], draft["id"], *shots)).status == 201
+    return draft
 
 
 async def _upload(
@@ -103,8 +121,9 @@ async def test_request_to_answer_writes_exactly_one_act(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock
 ) -> None:
     nurse, derm = world["nurse"]["h"], world["derm"]["h"]
-    draft = await _draft(client, nurse)
-    assert (await _upload(client, nurse, draft["id"], ("talon.jpg", jpeg_with_gps()))).status == 201
+    draft = await _draft(client, world["nurse"])
+    shots = ("talon.jpg", jpeg_with_gps()), ("talon-face.png", _png())  # the form wants two
+    assert (await _upload(client, nurse, draft["id"], *shots)).status == 201
     sent = await client.post(f"/api/expertise/{draft['id']}/send", headers=nurse)
     assert (await sent.json())["status"] == "sent"
     inbox = await (await client.get("/api/expertise", headers=derm)).json()
@@ -134,7 +153,7 @@ async def test_request_to_answer_writes_exactly_one_act(
     assert again.status == 409
     thread = await (await client.get(f"/api/expertise/{draft['id']}", headers=nurse)).json()
     assert [m["kind"] for m in thread["messages"]] == ["question", "information", "answer"]
-    assert len(thread["photos"]) == 2
+    assert len(thread["photos"]) == 3
     async with db.read() as session:
         logged = list(await session.scalars(select(Act)))
         told = set(
@@ -150,6 +169,7 @@ async def test_request_to_answer_writes_exactly_one_act(
         and act.requester_id == world["nurse"]["user"].id
     )
     assert act.response_seconds == 5 * 3600 and act.source_key == f"expertise:{draft['id']}"
+    assert act.patient_consent is True and act.consent_id is not None  # recorded with the draft
     assert {"expertise-prise", "expertise-complement", "expertise-reponse"} <= told
 
 
@@ -162,7 +182,7 @@ def _png() -> bytes:
 async def test_stored_photos_carry_no_exif_or_gps(
     client: TestClient, db: Database, world: dict[str, Any], settings: Settings
 ) -> None:
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     response = await _upload(
         client, world["nurse"]["h"], draft["id"], ("talon.jpg", jpeg_with_gps())
     )
@@ -204,7 +224,7 @@ async def test_bad_files_are_refused_and_nothing_is_stored(
     data: bytes,
     words: str,
 ) -> None:
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     response = await _upload(
         client, world["nurse"]["h"], draft["id"], ("bonne.png", _png()), (name, data)
     )
@@ -217,7 +237,7 @@ async def test_bad_files_are_refused_and_nothing_is_stored(
 
 
 async def test_eleven_photos_are_too_many(client: TestClient, world: dict[str, Any]) -> None:
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     response = await _upload(
         client, world["nurse"]["h"], draft["id"], *[(f"{i}.png", _png()) for i in range(11)]
     )
@@ -228,9 +248,13 @@ async def test_other_facilities_and_specialties_get_the_404_of_a_missing_request
     client: TestClient, world: dict[str, Any]
 ) -> None:
     """What a caller may not see answers exactly as what does not exist: ids tell nothing."""
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     photo = (
-        await (await _upload(client, world["nurse"]["h"], draft["id"], ("a.png", _png()))).json()
+        await (
+            await _upload(
+                client, world["nurse"]["h"], draft["id"], ("a.png", _png()), ("b.png", _png())
+            )
+        ).json()
     )["items"][0]
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     missing = photo["url"].replace(f"/{photo['id']}", "/999999")
@@ -263,21 +287,28 @@ async def test_bad_requests_name_their_field(client: TestClient, world: dict[str
     nurse = world["nurse"]["h"]
     for change, field in (
         ({"specialty": "astrologie"}, "specialty"),
-        ({"consent_recorded": False}, "consent_recorded"),
+        ({"consent": {"given_by": "le voisin", "method": "oral"}}, "consent.given_by"),
         ({"urgency": "hier"}, "urgency"),
         ({"question": ""}, "question"),
-        ({"patient_ref": ""}, "patient_ref"),
+        ({"patient_id": 999999}, "patient_id"),
+        ({"patient_id": world["other_nurse"]["resident"]}, "patient_id"),  # not theirs
+        ({"answers": {**ANSWERS, "evolution": "Inconnue"}}, "answers.evolution"),
     ):
         body = {
             "specialty": "dermatologie",
-            "patient_ref": "R1",
-            "consent_recorded": True,
+            "patient_id": world["nurse"]["resident"],
+            "consent": CONSENT,
             "question": "Q ?",
+            "answers": ANSWERS,
             **change,
         }
         response = await client.post("/api/expertise", json=body, headers=nurse)
         assert response.status == 422 and (await response.json())["error"]["field"] == field, change
-    draft = await _draft(client, nurse)
+    # Consent is no box to tick: a draft without a recorded consent is not sent.
+    unasked = await _draft(client, world["nurse"], photos=2, consent=None)
+    refused = await client.post(f"/api/expertise/{unasked['id']}/send", headers=nurse)
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "consent_required"
+    draft = await _draft(client, world["nurse"])
     answer = await client.post(
         f"/api/expertise/{draft['id']}/answer", json={"body": "x"}, headers=world["derm"]["h"]
     )
@@ -287,7 +318,7 @@ async def test_bad_requests_name_their_field(client: TestClient, world: dict[str
 async def test_overdue_requests_remind_once_then_expire(
     client: TestClient, db: Database, world: dict[str, Any], clock: FrozenClock, settings: Settings
 ) -> None:
-    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    draft = await _draft(client, world["nurse"], urgency="24h", photos=2)
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     clock.advance(timedelta(hours=25))
     first = await db.run_write(
@@ -314,7 +345,7 @@ async def test_heic_photos_are_read_and_stored_as_jpeg(
 
     out = io.BytesIO()
     pillow_heif.from_pillow(Image.new("RGB", (64, 64), (120, 30, 30))).save(out, quality=80)
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     response = await _upload(
         client, world["nurse"]["h"], draft["id"], ("IMG_0001.HEIC", out.getvalue())
     )
@@ -325,7 +356,7 @@ async def test_heic_photos_are_read_and_stored_as_jpeg(
 async def test_only_the_specialist_who_took_it_answers(
     client: TestClient, world: dict[str, Any]
 ) -> None:
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"], photos=2)
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     await client.post(f"/api/expertise/{draft['id']}/take", headers=world["derm"]["h"])
     stolen = await client.post(
@@ -347,7 +378,7 @@ async def test_photos_can_live_in_the_database(
     client = await aiohttp_client(
         create_app(settings.replace(photo_storage="database"), clock=clock)
     )
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"])
     response = await _upload(
         client, world["nurse"]["h"], draft["id"], ("talon.jpg", jpeg_with_gps())
     )
@@ -362,7 +393,7 @@ async def test_photos_can_live_in_the_database(
 async def test_a_declined_request_tells_the_requester_and_cannot_be_taken(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    draft = await _draft(client, world["nurse"]["h"])
+    draft = await _draft(client, world["nurse"], photos=2)
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     declined = await client.post(
         f"/api/expertise/{draft['id']}/decline",
@@ -384,7 +415,7 @@ async def test_overdue_requests_are_marked_in_the_lists(
 ) -> None:
     from .factories import PASSWORD, login
 
-    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    draft = await _draft(client, world["nurse"], urgency="24h", photos=2)
     await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     await login(client, world["derm"]["user"].email, PASSWORD)
     assert "en retard" not in await (await client.get("/teleexpertise")).text()
@@ -399,7 +430,7 @@ async def test_at_its_due_instant_a_request_is_late_for_the_lists_and_the_job_al
 ) -> None:
     from .factories import PASSWORD, login
 
-    draft = await _draft(client, world["nurse"]["h"], urgency="24h")
+    draft = await _draft(client, world["nurse"], urgency="24h", photos=2)
     sent = await (
         await client.post(f"/api/expertise/{draft['id']}/send", headers=world["nurse"]["h"])
     ).json()
@@ -417,25 +448,25 @@ async def test_at_its_due_instant_a_request_is_late_for_the_lists_and_the_job_al
 async def test_request_bodies_take_their_fields_and_no_other(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    """The typed bodies refuse what the hand-written parsing let through: unknown fields,
-    a null where text is expected; the consent keeps its sentence whatever the JSON held."""
+    """The typed bodies refuse what the hand-written parsing let through: unknown fields
+    (the old consent checkbox among them), a null where text is expected, text for an id."""
     nurse, derm = world["nurse"]["h"], world["derm"]["h"]
-    base = {"specialty": "dermatologie", "patient_ref": "R1", "consent_recorded": True}
+    base = {"specialty": "dermatologie", "patient_id": world["nurse"]["resident"]}
     for change, field in (
         ({"question": "Q ?", "photos": []}, "photos"),
         ({"question": "Q ?", "clinical_context": None}, "clinical_context"),
         ({"question": "Q ?", "specialist_id": "5"}, "specialist_id"),
-        ({"question": "Q ?", "consent_recorded": "true"}, "consent_recorded"),
+        ({"question": "Q ?", "patient_id": "5"}, "patient_id"),
+        ({"question": "Q ?", "consent_recorded": True}, "consent_recorded"),
+        ({"question": "Q ?", "consent": True}, "consent"),
         ({"question": "x" * 4001}, "question"),
     ):
         response = await client.post("/api/expertise", json={**base, **change}, headers=nurse)
         error = (await response.json())["error"]
         assert response.status == 422 and error["field"] == field, (change, error)
-        if field == "consent_recorded":
-            assert error["message"] == expertise.CONSENT_MISSING
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(ExpertiseRequest)) == 0
-    draft = await _draft(client, nurse)
+    draft = await _draft(client, world["nurse"], photos=2)
     await client.post(f"/api/expertise/{draft['id']}/send", headers=nurse)
     await client.post(f"/api/expertise/{draft['id']}/take", headers=derm)
     for body, field in (
@@ -450,13 +481,9 @@ async def test_request_bodies_take_their_fields_and_no_other(
 
 
 def test_a_new_request_defaults_to_72h_and_is_stored_trimmed() -> None:
-    new = expertise.NewRequest(
-        specialty=" dermatologie ",
-        consent_recorded=True,
-        patient_ref="R1",
-        question="  Escarre ?  ",
-    )
+    new = expertise.NewRequest(specialty=" dermatologie ", patient_id=1, question="  Escarre ?  ")
     assert new.urgency is ExpertiseUrgency.H72 and new.specialist_id is None
+    assert new.consent is None and new.answers == {}  # consent may be recorded later
     assert (new.specialty, new.question, new.clinical_context) == ("dermatologie", "Escarre ?", "")
 
 
@@ -465,7 +492,7 @@ def test_the_document_describes_each_expertise_route_as_its_own_operation() -> N
 
     paths = {p: item for p, item in document()["paths"].items() if p.startswith("/api/expertise")}
     ops = [op["operationId"] for item in paths.values() for op in item.values()]
-    assert len(ops) == len(set(ops)) == 12
+    assert len(ops) == len(set(ops)) == 16  # with the consent and the report (answer, PDF, addenda)
     photo, thumb = (
         paths["/api/expertise/photos/{photo_id}"]["get"],
         paths["/api/expertise/photos/{photo_id}/thumbnail"]["get"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -13,8 +14,16 @@ from telmi.db import Database
 from telmi.models import Act, ExpertiseRequest, ExpertiseStatus, Role
 
 from .browser import poll, signed_in
-from .factories import PASSWORD, csrf_from, login, make_facility, make_specialty, make_user
-from .test_expertise import jpeg_with_gps
+from .factories import (
+    PASSWORD,
+    csrf_from,
+    login,
+    make_facility,
+    make_resident,
+    make_specialty,
+    make_user,
+)
+from .test_expertise import ANSWERS, CONSENT, _png, jpeg_with_gps
 
 
 async def test_specialist_takes_and_answers_from_the_thread_page(
@@ -23,19 +32,29 @@ async def test_specialist_takes_and_answers_from_the_thread_page(
     facility = await make_facility(db)
     nurse = await make_user(db, Role.STAFF, facility=facility)
     derm = await make_user(db, Role.SPECIALIST, specialty=await make_specialty(db, "dermatologie"))
+    resident = await make_resident(db, nurse, reference="R-7")
     await login(client, nurse.email, PASSWORD)
     page = await client.get("/teleexpertise/nouvelle")
-    meta = (await page.text()).split('name="csrf-token" content="')[1].split('"')[0]
+    html = await page.text()
+    assert f'<option value="{resident.id}">R-7</option>' in html  # the resident to choose
+    meta = html.split('name="csrf-token" content="')[1].split('"')[0]
     body = {
         "specialty": "dermatologie",
-        "patient_ref": "R-7",
+        "patient_id": resident.id,
         "question": "Eczéma ?",
-        "consent_recorded": True,
+        "consent": CONSENT,
+        "answers": ANSWERS,
     }
     draft = await (
         await client.post("/api/expertise", json=body, headers={"X-CSRF-Token": meta})
     ).json()
-    await client.post(f"/api/expertise/{draft['id']}/send", headers={"X-CSRF-Token": meta})
+    photos = aiohttp.FormData()
+    for name in ("main.png", "main-2.png"):  # the dermatology form wants two
+        photos.add_field("photos", _png(), filename=name, content_type="image/png")
+    headers = {"X-CSRF-Token": meta}
+    await client.post(f"/api/expertise/{draft['id']}/photos", data=photos, headers=headers)
+    sent = await client.post(f"/api/expertise/{draft['id']}/send", headers=headers)
+    assert sent.status == 200, await sent.text()
     await client.post("/logout", data={"csrf_token": meta})
     await login(client, derm.email, PASSWORD)
     inbox = await (await client.get("/teleexpertise")).text()
@@ -70,18 +89,27 @@ async def test_a_request_with_a_photo_made_in_chromium_reaches_the_dermatologist
     facility = await make_facility(db)
     nurse = await make_user(db, Role.STAFF, facility=facility)
     derm = await make_user(db, Role.SPECIALIST, specialty=await make_specialty(db, "dermatologie"))
+    resident = await make_resident(db, nurse, reference="RES-21", qualified=True)
     base = str(site.make_url("/")).rstrip("/")
     photo = tmp_path / "plaie.jpg"
     photo.write_bytes(jpeg_with_gps((640, 480)))
+    second = tmp_path / "plaie-2.png"
+    second.write_bytes(_png())
 
     page = await signed_in(browser, base, nurse.email)
     await page.goto(base + "/teleexpertise/nouvelle")
-    await page.select_option("select[name=specialty]", "dermatologie")
-    await page.fill("input[name=patient_ref]", "RES-21")
+    await page.select_option("select[name=specialite]", "dermatologie")
+    await page.click("text=Afficher ses questions")  # the specialty's own request form
+    await page.wait_for_url(base + "/teleexpertise/nouvelle?specialite=dermatologie")
+    await page.select_option("select[name=patient_id]", str(resident.id))
     await page.fill("textarea[name=question]", "Plaie du talon : avis ?")
-    await page.check("input[name=consent_recorded]")
-    await page.set_input_files("#photo-input", str(photo))
-    await poll(page, "document.querySelectorAll('#previews img').length === 1")
+    await page.fill('textarea[name="answers.lesion_site"]', "Talon gauche")
+    await page.fill('textarea[name="answers.duration"]', "3 semaines")
+    await page.select_option('select[name="answers.evolution"]', "Extension")
+    await page.select_option("select[name=consent_given_by]", "resident")
+    await page.select_option("select[name=consent_method]", "oral")
+    await page.set_input_files("#photo-input", [str(photo), str(second)])
+    await poll(page, "document.querySelectorAll('#previews img').length === 2")
     await page.click("button[value=send]")
     await page.wait_for_url(base + "/teleexpertise/*")
     assert "Envoyée" in await page.inner_text(".status")

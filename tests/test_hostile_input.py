@@ -26,16 +26,16 @@ from .factories import (
     csrf_from,
     login,
     make_facility,
+    make_resident,
     make_slot,
     make_specialty,
     make_user,
 )
 
-EXPERTISE_DRAFT = {
+EXPERTISE_DRAFT = {  # with the fields the dermatology request form requires
     "specialty": "dermatologie",
-    "patient_ref": "R1",
-    "consent_recorded": True,
     "question": "Q ?",
+    "answers": {"lesion_site": "Main", "duration": "1 semaine", "evolution": "Stable"},
 }
 TOO_BIG = ["2147483648", "9223372036854775808", "99999999999999999999999"]  # 2^31, 2^63, more
 
@@ -50,6 +50,7 @@ async def world(db: Database, clock: Any) -> dict[str, Any]:
     slot = await make_slot(db, doctor, clock.now() + timedelta(days=1))
     return {
         "nurse": nurse,
+        "patient": (await make_resident(db, nurse)).id,
         "slot": slot,
         "h_nurse": await bearer(db, nurse),
         "h_doctor": await bearer(db, doctor),
@@ -119,7 +120,7 @@ async def test_ids_no_row_can_have_are_404_in_paths_and_422_in_bodies(
     assert (await _error(listed, 422))["field"] == "specialist_id"
     booked = await client.post(
         "/api/bookings",
-        json={"slot_id": int(big), "act_type": "teleconsultation", "patient_ref": "R1"},
+        json={"slot_id": int(big), "act_type": "teleconsultation", "patient_id": world["patient"]},
         headers={**nurse, "Idempotency-Key": str(uuid.uuid4())},
     )
     if len(big) > MAX_INT_DIGITS:  # refused while parsing, before any field is read
@@ -128,7 +129,7 @@ async def test_ids_no_row_can_have_are_404_in_paths_and_422_in_bodies(
     assert (await _error(booked, 422))["field"] == "slot_id"
     asked = await client.post(
         "/api/expertise",
-        json={**EXPERTISE_DRAFT, "specialist_id": int(big)},
+        json={**EXPERTISE_DRAFT, "patient_id": world["patient"], "specialist_id": int(big)},
         headers=nurse,
     )
     assert (await _error(asked, 422))["field"] == "specialist_id"
@@ -146,12 +147,14 @@ async def test_json_nested_without_end_or_with_endless_integers_is_a_400(
         "Content-Type": "application/json",
         "Idempotency-Key": str(uuid.uuid4()),
     }
-    slot = world["slot"].id
+    slot, patient = world["slot"].id, world["patient"]
     for raw in (
         "[" * 100_000 + "]" * 100_000,
         '{"a":' * 50 + "1" + "}" * 50,
-        '{"slot_id": ' + "7" * 5_000 + ', "act_type": "teleconsultation", "patient_ref": "R1"}',
-        '{"slot_id": ' + str(slot) + ', "act_type": "teleconsultation", "patient_ref": "R1", '
+        '{"slot_id": '
+        + "7" * 5_000
+        + f', "act_type": "teleconsultation", "patient_id": {patient}}}',
+        '{"slot_id": ' + str(slot) + f', "act_type": "teleconsultation", "patient_id": {patient}, '
         '"x": ' + "[" * 40 + "]" * 40 + "}",
     ):
         response = await client.post("/api/bookings", data=raw, headers=headers)
@@ -172,12 +175,12 @@ async def test_text_no_database_can_store_is_a_422_naming_its_field(
     }
     booking = (
         f'{{"slot_id": {world["slot"].id}, "act_type": "teleconsultation", '
-        f'"patient_ref": "R1", "reason": "{escaped}"}}'
+        f'"patient_id": {world["patient"]}, "reason": "{escaped}"}}'
     )
     error = await _error(await client.post("/api/bookings", data=booking, headers=headers), 422)
     assert error["field"] == "reason" and what in error["message"]
     question = (
-        '{"specialty": "dermatologie", "patient_ref": "R1", "consent_recorded": true, '
+        f'{{"specialty": "dermatologie", "patient_id": {world["patient"]}, '
         f'"question": "{escaped}"}}'
     )
     asked = await client.post("/api/expertise", data=question, headers=headers)
@@ -195,7 +198,7 @@ async def test_a_nul_in_a_form_field_is_refused_before_the_database(
         data={
             "csrf_token": csrf_from(await page.text()),
             "act_type": "teleconsultation",
-            "patient_ref": "R1",
+            "patient_id": str(world["patient"]),
             "reason": "a\x00b",
         },
         allow_redirects=False,
@@ -210,7 +213,8 @@ async def test_a_nul_in_a_form_field_is_refused_before_the_database(
 async def test_a_malformed_multipart_header_is_a_400(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
-    draft = await client.post("/api/expertise", json=EXPERTISE_DRAFT, headers=world["h_nurse"])
+    body = {**EXPERTISE_DRAFT, "patient_id": world["patient"]}
+    draft = await client.post("/api/expertise", json=body, headers=world["h_nurse"])
     request_id = (await draft.json())["id"]
     body = (
         b"--frontier\r\n"

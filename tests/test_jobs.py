@@ -32,7 +32,15 @@ from telmi.db import Database
 from telmi.models import Booking, BookingStatus, JobRun, Notification, NotificationStatus, Role
 from telmi.settings import Settings
 
-from .factories import PASSWORD, bearer, login, make_facility, make_slot, make_user
+from .factories import (
+    PASSWORD,
+    bearer,
+    login,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_user,
+)
 
 
 class Inbox:
@@ -74,11 +82,12 @@ async def visit(client: TestClient, db: Database, clock: FrozenClock) -> dict[st
     specialist = await make_user(db, Role.SPECIALIST)
     start = clock.now() + timedelta(hours=30)
     slot = await make_slot(db, specialist, start)
+    resident = await make_resident(db, staff, reference="RES-9")
     response = await client.post(
         "/api/bookings",
         json={
             "slot_id": slot.id,
-            "patient_ref": "RES-9",
+            "patient_id": resident.id,
             "act_type": "teleconsultation",
             "reason": "Suivi",
         },
@@ -148,7 +157,7 @@ async def test_each_reminder_is_mailed_once(
         .get_payload(decode=True)
         .decode()
     )
-    assert "RES-9" in body and "Suivi" not in body  # the facility reference, not the reason
+    assert "RES-9" not in body and "Suivi" not in body  # no resident reference, no reason
 
 
 async def test_after_a_downtime_a_stale_reminder_is_dropped_and_a_useful_one_sent_once(
@@ -308,6 +317,7 @@ async def test_two_workers_on_postgresql_send_each_reminder_once_and_take_over(
     facility = await make_facility(pg_db)
     staff = await make_user(pg_db, Role.STAFF, facility=facility)
     specialist = await make_user(pg_db, Role.SPECIALIST)
+    resident = await make_resident(pg_db, staff, reference="RES-1")
 
     async def book(minutes: int) -> int:
         doctor = specialist if minutes == 50 else await make_user(pg_db, Role.SPECIALIST)
@@ -317,7 +327,7 @@ async def test_two_workers_on_postgresql_send_each_reminder_once_and_take_over(
                 slot_id=slot.id,
                 facility_id=facility.id,
                 booked_by_id=staff.id,
-                patient_ref="RES-1",
+                patient_id=resident.id,
                 act_type="teleconsultation",
                 status=BookingStatus.CONFIRMED,
                 created_at=datetime.now(UTC),

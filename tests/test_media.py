@@ -18,7 +18,14 @@ from signaling.peers import EchoPeers, RoomClient, rtc_configuration
 from telmi.db import Database
 from telmi.models import Role
 
-from .factories import bearer, make_facility, make_slot, make_user
+from .factories import (
+    bearer,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_user,
+    record_consent,
+)
 
 ORIGIN = "http://127.0.0.1:8080"
 
@@ -38,17 +45,19 @@ async def room(client: TestClient, db: Database, clock: FrozenClock) -> dict[str
     specialist = await make_user(db, Role.SPECIALIST)
     slot = await make_slot(db, specialist, clock.now() + timedelta(minutes=5))
     ha, hs = await bearer(db, staff), await bearer(db, specialist)
+    resident = await make_resident(db, staff, reference="RES-1")
     booked = await client.post(
         "/api/bookings",
         json={
             "slot_id": slot.id,
-            "patient_ref": "RES-1",
+            "patient_id": resident.id,
             "act_type": "teleconsultation",
             "reason": "",
         },
         headers={**ha, "Idempotency-Key": str(uuid.uuid4())},
     )
     booking_id = (await booked.json())["id"]
+    await record_consent(db, staff, booking_id)  # the specialist may start the act
 
     async def ticket(headers: dict[str, str]) -> dict[str, Any]:
         response = await client.post(f"/api/bookings/{booking_id}/join", headers=headers)

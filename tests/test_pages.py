@@ -23,6 +23,7 @@ from telmi.models import (
     AvailabilityRule,
     Booking,
     BookingStatus,
+    Patient,
     Role,
     Slot,
     SlotStatus,
@@ -30,7 +31,15 @@ from telmi.models import (
 )
 from telmi.settings import Settings
 
-from .factories import csrf_from, login, make_facility, make_slot, make_specialty, make_user
+from .factories import (
+    csrf_from,
+    login,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_specialty,
+    make_user,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 # Wednesday 6 March 2030, 10:00 in Paris: no public holiday for weeks, no DST change before 31 March.
@@ -89,10 +98,26 @@ async def _bookings(db: Database) -> list[Booking]:
         return list(await session.scalars(select(Booking).order_by(Booking.id)))
 
 
-async def _book(db: Database, staff: User, slot: Slot, patient_ref: str = "RES-0042") -> Booking:
+async def _resident(db: Database, staff: User, reference: str) -> int:
+    """The resident of that reference in the staff's facility, registered the first time."""
+    async with db.read() as session:
+        found = await session.scalar(
+            select(Patient.id).where(
+                Patient.facility_id == staff.facility_id, Patient.reference == reference
+            )
+        )
+    if found is not None:
+        return found
+    qualified = reference == "RES-0042"  # one INS per facility: the others are provisional
+    return (await make_resident(db, staff, reference=reference, qualified=qualified)).id
+
+
+async def _book(db: Database, staff: User, slot: Slot, reference: str = "RES-0042") -> Booking:
     """A confirmed booking made through the service, as the API would."""
     new = booking.NewBooking(
-        slot_id=slot.id, patient_ref=patient_ref, act_type=ActType.TELECONSULTATION
+        slot_id=slot.id,
+        patient_id=await _resident(db, staff, reference),
+        act_type=ActType.TELECONSULTATION,
     )
     async with db.write() as session:
         return await booking.book(session, Context(staff, NOW), new)
@@ -140,11 +165,12 @@ async def test_staff_finds_a_slot_books_it_through_the_form_and_sees_it_in_mes_r
     assert world["dermatologist"].full_name in html and "Téléconsultation" in html
 
     slot = world["slots"][0]
+    resident = await _resident(db, world["staff"], "RES-0042")
     form = await _hold(client, slot.id)
     form_html = await _read(form)
     assert form.status == 200
     assert "réservé jusqu'à <strong>10:10</strong>" in form_html  # a 10-minute hold, local time
-    assert "Jamais son nom" in form_html
+    assert f'<option value="{resident}">MARTIN Jeanne (RES-0042)</option>' in form_html
     [hold] = await _bookings(db)
     assert hold.status is BookingStatus.HELD and hold.slot_id == slot.id
 
@@ -153,8 +179,7 @@ async def test_staff_finds_a_slot_books_it_through_the_form_and_sees_it_in_mes_r
         data={
             "csrf_token": csrf_from(form_html),
             "act_type": "teleconsultation",
-            "patient_ref": "RES-0042",
-            "patient_ins": "",
+            "patient_id": str(resident),
             "reason": "Plaie du talon",
         },
         allow_redirects=False,
@@ -163,7 +188,7 @@ async def test_staff_finds_a_slot_books_it_through_the_form_and_sees_it_in_mes_r
     assert response.headers["Location"] == "/rendez-vous?ok=reserve"
     [booked] = await _bookings(db)
     assert booked.id == hold.id and booked.status is BookingStatus.CONFIRMED
-    assert booked.patient_ref == "RES-0042" and booked.reason == "Plaie du talon"
+    assert booked.patient_id == resident and booked.reason == "Plaie du talon"
 
     mine = await _read(await client.get(response.headers["Location"]))
     assert "Le rendez-vous est réservé." in mine
@@ -210,24 +235,29 @@ async def test_a_held_slot_stays_with_its_facility_and_is_refused_to_others(
     assert "09:00–09:30" not in listed and "09:30–10:00" in listed
 
 
-async def test_booking_without_patient_ref_shows_the_form_again_and_books_nothing(
+async def test_booking_without_a_resident_shows_the_form_again_and_books_nothing(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:
     slot = world["slots"][0]
+    mine = await _resident(db, world["staff"], "RES-0042")
     await login(client, world["staff"].email)
     await _hold(client, slot.id)
     page = f"/rendez-vous/nouveau/{slot.id}"
-    data = {"act_type": "teleconsultation", "patient_ref": "", "reason": "Eczéma"}
+    data = {"act_type": "teleconsultation", "patient_id": "", "reason": "Eczéma"}
     response = await _post(client, page, data, page)
     html = await _read(response)
     assert response.status == 422
-    assert "« Référence patient » : la référence interne du résident" in html
+    assert "« Résident » est obligatoire" in html
     assert "Eczéma</textarea>" in html  # what was typed is kept
     [hold] = await _bookings(db)
     assert hold.status is BookingStatus.HELD
 
-    named = await _post(client, page, {**data, "patient_ref": "Jean Dupont"}, page)
-    assert named.status == 422 and "jamais son nom" in await _read(named)
+    elsewhere = await make_user(db, Role.STAFF, facility=await make_facility(db))
+    theirs = await _resident(db, elsewhere, "RES-0042")  # another facility's resident
+    named = await _post(client, page, {**data, "patient_id": str(theirs)}, page)
+    shown = await _read(named)
+    assert named.status == 422 and "Résident introuvable dans votre établissement" in shown
+    assert f'<option value="{mine}">' in shown and f'<option value="{theirs}"' not in shown
     assert [b.status for b in await _bookings(db)] == [BookingStatus.HELD]
 
 
@@ -269,7 +299,7 @@ async def test_staff_moves_a_booking_to_another_slot_of_the_same_specialty(
     old, new = await _bookings(db)
     assert old.status is BookingStatus.CANCELLED
     assert new.status is BookingStatus.CONFIRMED and new.slot_id == slots[2].id
-    assert new.rescheduled_from_id == old.id and new.patient_ref == "RES-0042"
+    assert new.rescheduled_from_id == old.id and new.patient_id == old.patient_id
     listed = await _read(await client.get(response.headers["Location"]))
     assert "jeudi 7 mars 2030, 10:00–10:30" in listed
 
@@ -371,7 +401,7 @@ async def test_absence_over_a_booked_slot_is_reported_as_a_conflict(
 
     agenda = await _read(await client.get("/agenda"))
     thursday = agenda[agenda.index("jeudi 7 mars") : agenda.index("vendredi 8 mars")]
-    assert "EHPAD Les Tilleuls" in thursday and "patient RES-0042" in thursday
+    assert "EHPAD Les Tilleuls" in thursday and "RES-0042</a>" in thursday
     assert "Confirmé" in thursday and "Hors de vos disponibilités" in thursday
     assert "14:00–14:30" not in thursday  # blocked by the absence
 

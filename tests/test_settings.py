@@ -11,6 +11,7 @@ GOOD_PRODUCTION = {
     "TELMI_ENV": "production",
     "TELMI_SECRET_KEY": "k" * 40,
     "TELMI_PUBLIC_URL": "https://telmi.example.fr",
+    "TELMI_DATA_KEY": "k1:" + "A" * 43,
 }
 
 
@@ -53,6 +54,9 @@ def test_production_accepts_a_complete_configuration() -> None:
         ({"TELMI_DATABASE_URL": "mysql://x"}, "TELMI_DATABASE_URL"),
         ({"TELMI_ENV": "staging"}, "TELMI_ENV"),
         ({"TELMI_TRUST_PROXY": "maybe"}, "TELMI_TRUST_PROXY"),
+        ({"TELMI_DATA_KEY": None}, "TELMI_DATA_KEY"),
+        ({"TELMI_DATA_KEY": "k1:short"}, "TELMI_DATA_KEY"),
+        ({"TELMI_DATA_KEY": "no-colon"}, "TELMI_DATA_KEY"),
     ],
 )
 def test_bad_or_missing_settings_name_the_variable(

@@ -16,7 +16,14 @@ from telmi.db import Database
 from telmi.models import Act, Role
 
 from .browser import poll, signed_in
-from .factories import bearer, make_facility, make_slot, make_user
+from .factories import (
+    bearer,
+    make_facility,
+    make_resident,
+    make_slot,
+    make_user,
+    record_consent,
+)
 
 FRAMES_DECODED = """async () => {
   const room = window.telmiRoom;
@@ -38,17 +45,19 @@ async def test_two_pages_in_a_consultation_see_each_other(
     staff = await make_user(db, Role.STAFF, facility=facility)
     specialist = await make_user(db, Role.SPECIALIST)
     slot = await make_slot(db, specialist, clock.now() + timedelta(minutes=5))
+    resident = await make_resident(db, staff, reference="RES-3", qualified=True)
     booked = await site.post(
         "/api/bookings",
         json={
             "slot_id": slot.id,
-            "patient_ref": "RES-3",
+            "patient_id": resident.id,
             "act_type": "teleconsultation",
             "reason": "",
         },
         headers={**await bearer(db, staff), "Idempotency-Key": str(uuid.uuid4())},
     )
     booking_id = (await booked.json())["id"]
+    agreed = await record_consent(db, staff, booking_id)  # before the specialist joins
     base = str(site.make_url("/")).rstrip("/")
     pages = [await signed_in(browser, base, u.email) for u in (specialist, staff)]
     for page in pages:
@@ -102,14 +111,14 @@ async def test_two_pages_in_a_consultation_see_each_other(
 
     await pages[0].select_option("#room-outcome-kind", index=1)
     await pages[0].fill("#room-incidents", "image figée une minute")
-    await pages[0].check("#room-consent")
     await pages[0].click("#room-end button[type=submit]")
     for page in pages:
         await poll(page, "document.getElementById('room').dataset.state === 'ended'")
     assert "terminée" in await pages[1].inner_text("#room-status")
     async with db.read() as session:
         act = await session.scalar(select(Act))
-    assert act is not None and act.incidents == "image figée une minute" and act.patient_consent
+    assert act is not None and act.incidents == "image figée une minute"
+    assert act.patient_consent and act.consent_id == agreed.id  # recorded before, not ticked
 
 
 async def test_pre_call_test_reaches_its_verdict(

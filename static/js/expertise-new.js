@@ -51,10 +51,34 @@
     return data;
   }
 
+  // The specialty's questions (inputs named answers.<name>) as JSON: yes/no radios become
+  // booleans, numbers numbers (a French comma too), blanks are left out.
+  function answers(data) {
+    var found = {};
+    form.querySelectorAll("[name^='answers.']").forEach(function (input) {
+      var name = input.name.slice(8);
+      if (name in found) return;
+      var value = data.get(input.name);
+      if (value === null || value === "") return;
+      if (input.type === "radio") found[name] = value === "oui";
+      else if (input.inputMode === "decimal") {
+        var number = Number(String(value).replace(",", "."));
+        found[name] = isNaN(number) ? value : number;
+      } else found[name] = value;
+    });
+    return found;
+  }
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     var action = event.submitter ? event.submitter.value : "send";
     var data = new FormData(form);
+    var giver = data.get("consent_given_by");
+    if (!data.get("patient_id")) { say("Choisissez le résident.", "bad"); return; }
+    if (action === "send" && !giver) {
+      say("Recueillez le consentement du résident avant d'envoyer la demande (ou enregistrez un brouillon).", "bad");
+      return;
+    }
     var buttons = form.querySelectorAll("button[type=submit]");
     buttons.forEach(function (b) { b.disabled = true; });
     try {
@@ -63,9 +87,10 @@
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify({
-          specialty: data.get("specialty"), patient_ref: data.get("patient_ref"),
+          specialty: data.get("specialty"), patient_id: parseInt(data.get("patient_id"), 10),
           question: data.get("question"), clinical_context: data.get("clinical_context"),
-          urgency: data.get("urgency"), consent_recorded: data.get("consent_recorded") === "on"
+          urgency: data.get("urgency"), answers: answers(data),
+          consent: giver ? { given_by: giver, method: data.get("consent_method") } : null
         })
       });
       if (files.length) {

@@ -2,7 +2,10 @@
 // (protocol v1, see ARCHITECTURE.md). Perfect negotiation per pair: the newcomer offers first
 // and is the polite side; ICE failures call restartIce(); a dropped socket reconnects with the
 // resume token and the page says so. The join token is fetched just before joining and only
-// ever sent in the first WebSocket frame.
+// ever sent in the first WebSocket frame. When the call ends for this page (ended by the
+// specialist, left, or refused at the lobby) the camera and microphone are released, the call
+// controls go and a link leads back (its target comes from the page, not from this file).
+// Members can invite a guest: a single-use link, shown once, to copy.
 (function () {
   "use strict";
 
@@ -14,13 +17,14 @@
   var $ = function (id) { return document.getElementById(id); };
   var preview = $("room-preview"), stage = $("room-stage"), list = $("room-participants");
   var lobby = $("room-lobby"), status = $("room-status");
-  var stream = null, ws = null, me = null, ticket = null, ended = false, retries = 0;
+  var stream = null, ws = null, me = null, ticket = null, ended = false, finished = false, retries = 0;
   var iceServers = [];
   var peers = new Map();
   window.telmiRoom = {
     peers: peers,
     state: function () { return root.dataset.state; },
-    socket: function () { return ws; }
+    socket: function () { return ws; },
+    tracks: function () { return stream ? stream.getTracks() : []; }
   };
 
   function setStatus(text, state) {
@@ -42,6 +46,7 @@
   // --- preview and devices ---------------------------------------------------------------------
 
   async function acquire() {
+    if (finished) return;
     var camera = $("room-camera").value, micro = $("room-micro").value;
     var next = await navigator.mediaDevices.getUserMedia({
       video: camera ? { deviceId: { exact: camera } } : true,
@@ -56,6 +61,7 @@
       });
       stream.getTracks().forEach(function (t) { t.stop(); });
     }
+    if (finished) { next.getTracks().forEach(function (t) { t.stop(); }); return; }
     stream = next;
     preview.srcObject = stream;
     var devices = await navigator.mediaDevices.enumerateDevices();
@@ -283,9 +289,7 @@
         break;
       case "error":
         if (frame.code === "room_closed" || frame.code === "denied") {
-          ended = true;
-          peers.forEach(function (p, id) { removePeer(id); });
-          setStatus(frame.code === "denied" ? "Le spécialiste ne vous a pas admis." : "La consultation est terminée.", "ended");
+          finish(frame.code === "denied" ? "Le spécialiste ne vous a pas admis." : "La consultation est terminée.");
         } else if ((frame.code === "token_expired" || frame.code === "unauthorized") && mode !== "guest") {
           me = null; await freshTicket();
         } else {
@@ -293,6 +297,34 @@
         }
         break;
     }
+  }
+
+  // --- the end -----------------------------------------------------------------------------------
+
+  function finish(message) {
+    ended = true;
+    if (finished) return;
+    finished = true;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+    peers.forEach(function (p, id) { removePeer(id); });
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    preview.srcObject = null;
+    ["room-join-box", "room-stage", "room-controls", "room-people", "room-lobby-box", "room-end", "room-invite"]
+      .forEach(function (id) { var el = $(id); if (el) el.hidden = true; });
+    setStatus(message, "ended");
+    var after = $("room-after"), next;
+    if (root.dataset.backUrl) {
+      next = document.createElement("a");
+      next.id = "room-back";
+      next.className = "button";
+      next.href = root.dataset.backUrl;
+      next.textContent = root.dataset.backLabel;
+    } else {
+      next = document.createElement("p");
+      next.textContent = "Vous pouvez fermer cette page.";
+    }
+    after.replaceChildren(next);
+    after.hidden = false;
   }
 
   // --- controls ----------------------------------------------------------------------------------
@@ -313,8 +345,7 @@
   $("room-video").addEventListener("click", function (e) { toggle("video", e.target, "Réactiver la caméra", "Couper la caméra"); });
   $("room-leave").addEventListener("click", function () {
     ended = true; send({ type: "leave" });
-    peers.forEach(function (p, id) { removePeer(id); });
-    setStatus("Vous avez quitté la consultation.", "ended");
+    finish("Vous avez quitté la consultation.");
   });
   var endForm = $("room-end");
   if (endForm && isHost) {
@@ -325,12 +356,49 @@
         var notes = $("room-outcome").value.trim();
         await post("/api/consultations/" + ticket.consultation_id + "/end", {
           outcome: $("room-outcome-kind").value + (notes ? " — " + notes : ""),
-          incidents: $("room-incidents").value.trim(),
-          patient_consent: $("room-consent").checked
+          incidents: $("room-incidents").value.trim()
         });
+        finish("La consultation est terminée.");
       } catch (err) {
         setStatus("Erreur : " + err.message, root.dataset.state);
       }
+    });
+  }
+
+  // --- inviting a guest ------------------------------------------------------------------------------
+
+  var inviteForm = $("room-invite");
+  if (inviteForm && mode === "member") {
+    inviteForm.hidden = false;
+    inviteForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var error = $("room-invite-error"), button = inviteForm.querySelector("button[type=submit]");
+      var label = $("room-invite-label").value.trim();
+      error.hidden = true;
+      button.disabled = true;
+      try {
+        var link = await post("/api/bookings/" + root.dataset.booking + "/invites", { label: label });
+        $("room-invite-url").value = link.url;
+        $("room-invite-who").textContent = label;
+        $("room-invite-copied").textContent = "";
+        $("room-invite-result").hidden = false;
+        $("room-invite-label").value = "";
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    $("room-invite-copy").addEventListener("click", async function () {
+      var field = $("room-invite-url"), copied = true;
+      try {
+        await navigator.clipboard.writeText(field.value);
+      } catch (err) { // no clipboard API (plain http) or refused: the selection, the old way
+        field.select();
+        copied = document.execCommand("copy");
+      }
+      $("room-invite-copied").textContent = copied ? "Lien copié." : "Sélectionnez le lien et copiez-le.";
     });
   }
 

@@ -16,17 +16,20 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
-from telmi import accounts, booking
+from telmi import accounts, booking, patients
 from telmi.bench.common import Server, machine, percentile, progress, scratch_database, serve
+from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import SPECIALTIES, finess_for, rpps_for
 from telmi.models import (
@@ -45,6 +48,7 @@ from telmi.models import (
     User,
     act_mask,
 )
+from telmi.vault import Vault
 
 DEPARTEMENTS = ["21", "25", "39", "58", "70", "71", "89", "90"]
 # The design's anchor: a raw asyncpg booking transaction (SELECT FOR UPDATE + INSERT + UPDATE,
@@ -223,6 +227,34 @@ async def _seed_staff(
     return tokens
 
 
+async def _seed_residents(db: Database, vault: Vault) -> dict[int, int]:
+    """One resident per facility that has staff, made by `patients.create` as one of them
+    (so sealed as the server reads it): {facility id: patient id}."""
+    now, made = datetime.now(UTC), {}
+    async with db.write() as session:
+        staff = await session.scalars(select(User).where(User.role == Role.STAFF))
+        first = {u.facility_id: u for u in sorted(staff, key=lambda u: -u.id)}
+        for facility_id, user in sorted(first.items()):
+            new = patients.ResidentInput.model_validate({"reference": f"BENCH-{facility_id}"})
+            resident = await patients.create(
+                session, Context(user, now), new, vault=vault, tz=ZoneInfo("Europe/Paris")
+            )
+            made[int(facility_id or 0)] = resident.id
+    return made
+
+
+async def _patients_of(
+    db: Database, tokens: list[str], residents: dict[int, int]
+) -> dict[str, int]:
+    """The resident each token's facility books for."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(ApiToken.token_hash, User.facility_id).join(User, User.id == ApiToken.user_id)
+        )
+        facility_of = {token_hash: facility_id for token_hash, facility_id in rows}
+    return {t: residents[int(facility_of[accounts.sha256(t)] or 0)] for t in tokens}
+
+
 # --- load -------------------------------------------------------------------------------------
 
 
@@ -290,14 +322,23 @@ async def _paced(
     return run
 
 
-async def _post_booking(http: aiohttp.ClientSession, headers: dict[str, str], slot_id: int) -> int:
-    async with http.post(
-        "/api/bookings",
-        json={"slot_id": slot_id, "patient_ref": "BENCH-1", "act_type": "teleconsultation"},
-        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-    ) as response:
-        await response.read()
-        return response.status
+def _booker(
+    patient_of: dict[str, int],
+) -> Callable[[aiohttp.ClientSession, dict[str, str], int], Awaitable[int]]:
+    """POST /api/bookings for a slot, for the resident of the client's facility."""
+
+    async def post(http: aiohttp.ClientSession, headers: dict[str, str], slot_id: int) -> int:
+        patient_id = patient_of[headers["Authorization"].removeprefix("Bearer ")]
+        body = {"slot_id": slot_id, "patient_id": patient_id, "act_type": "teleconsultation"}
+        async with http.post(
+            "/api/bookings",
+            json=body,
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        ) as response:
+            await response.read()
+            return response.status
+
+    return post
 
 
 async def _double_bookings(url: str) -> tuple[int, int]:
@@ -351,7 +392,13 @@ async def raw_anchor(url: str, transactions: int = 6000, connections: int = 32) 
 
 
 async def bench_booking(
-    backend: str, *, clients: int, bookings: int, contended_slots: int, postgres_url: str | None
+    backend: str,
+    *,
+    clients: int,
+    bookings: int,
+    contended_slots: int,
+    postgres_url: str | None,
+    vault: Vault,
 ) -> bool:
     print(f"telmi bench booking — {backend}, {clients} clients, {bookings} bookings ({machine()})")
     async with scratch_database(backend, postgres_url) as url:
@@ -371,6 +418,7 @@ async def bench_booking(
                 label="slots",
             )
             tokens = await _seed_staff(db, facility_ids, clients, password_hash)
+            post_booking = _booker(await _patients_of(db, tokens, await _seed_residents(db, vault)))
             await _analyze(db)
         finally:
             await db.dispose()
@@ -381,14 +429,14 @@ async def bench_booking(
                 tokens,
                 slot_ids[-clients * 2 :],
                 label="warm-up",
-                request=_post_booking,
+                request=post_booking,
             )
             distinct = await _load(
                 server,
                 tokens,
                 slot_ids[:bookings],
                 label="distinct slots",
-                request=_post_booking,
+                request=post_booking,
             )
             half = distinct.created / distinct.elapsed / 2
             paced_slots = slot_ids[bookings + contended_slots :][: int(half * 10)]
@@ -398,7 +446,7 @@ async def bench_booking(
                 paced_slots,
                 rate=half,
                 label="distinct slots at half load",
-                request=_post_booking,
+                request=post_booking,
             )
             hot = slot_ids[bookings : bookings + contended_slots]
             contended = await _load(
@@ -406,7 +454,7 @@ async def bench_booking(
                 tokens,
                 [hot[i % len(hot)] for i in range(bookings // 2)],
                 label="contended slots",
-                request=_post_booking,
+                request=post_booking,
             )
         doubles, confirmed = await _double_bookings(url)
         anchor = await raw_anchor(url) if backend == "postgresql" else None
@@ -459,6 +507,7 @@ async def bench_search(
     queries: int,
     clients: int,
     postgres_url: str | None,
+    vault: Vault,
 ) -> bool:
     print(
         f"telmi bench search — {backend}, {specialists} specialists x {weeks} weeks, "
@@ -484,6 +533,7 @@ async def bench_search(
             print(f"  {len(slot_ids):,} slots; booking 30 % of them")
             booked = random.sample(slot_ids, len(slot_ids) * 3 // 10)
             owner_token = (await _seed_staff(db, facility_ids, 1, password_hash, "owner"))[0]
+            resident = (await _seed_residents(db, vault))[facility_ids[0]]
             async with db.write() as session:
                 user = await accounts.resolve_token(session, owner_token, now=datetime.now(UTC))
                 assert user is not None
@@ -495,7 +545,7 @@ async def bench_search(
                                 "slot_id": s,
                                 "facility_id": user.facility_id,
                                 "booked_by_id": user.id,
-                                "patient_ref": "B",
+                                "patient_id": resident,
                                 "act_type": ActType.TELECONSULTATION,
                                 "reason": "",
                                 "status": BookingStatus.CONFIRMED,

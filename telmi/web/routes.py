@@ -13,23 +13,30 @@ from telmi.web.api import (
     consultations,
     directory,
     expertise,
+    forms,
     openapi,
     precall,
     stats,
     tokens,
 )
+from telmi.web.api import reports as reports_api
+from telmi.web.api import residents as residents_api
 from telmi.web.pages import (
     admin,
     agenda,
     appointments,
     auth,
     background,
+    form_editor,
     home,
     statistics,
     video,
 )
 from telmi.web.pages import availability as availability_page
 from telmi.web.pages import expertise as expertise_pages
+from telmi.web.pages import record_access as record_access_pages
+from telmi.web.pages import reports as reports_pages
+from telmi.web.pages import residents as residents_pages
 
 
 def setup_routes(app: web.Application) -> None:
@@ -42,6 +49,15 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/logout", auth.logout, name="logout")
     add("GET", "/admin", admin.admin, name="admin")
     add("GET", "/admin/taches", background.job_list, name="admin_jobs")
+    access, access_one = "/acces-dossier", r"/acces-dossier/{patient_id:\d+}"
+    add("GET", access, record_access_pages.choose, name="record_access_choose")
+    add("POST", access, record_access_pages.find, name="record_access_find")
+    add("GET", access_one, record_access_pages.show, name="record_access")
+    add("GET", access_one + "/export.csv", record_access_pages.export, name="record_access_csv")
+    add("GET", "/admin/formulaires", form_editor.overview, name="admin_forms")
+    form_page = r"/admin/formulaires/{specialty_id:\d+}"
+    add("GET", form_page, form_editor.edit, name="admin_form")
+    add("POST", form_page, form_editor.save, name="admin_form_save")
     add("GET", "/notifications", background.notifications, name="notifications")
     add("POST", "/notifications/lues", background.mark_read, name="notifications_read")
 
@@ -169,7 +185,73 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/acts", acts.list_acts, name="api_acts")
     add("POST", "/api/acts", acts.create_act, name="api_acts_create")
     add("POST", r"/api/acts/{act_id:\d+}/cancel", acts.cancel_act, name="api_act_cancel")
+    add("GET", "/api/forms", forms.current_form, name="api_forms")
+    add("POST", "/api/forms", forms.define_form, name="api_forms_define")
     add("GET", "/api/stats/acts", stats.acts_stats, name="api_stats_acts")
     add("GET", "/api/stats/monthly-report", stats.monthly_report, name="api_stats_monthly")
+
+    # Residents and consent (issue 13): pages, then the JSON API.
+    res, res_one = "/residents", r"/residents/{patient_id:\d+}"
+    add("GET", res, residents_pages.index, name="residents")
+    add("GET", res + "/nouveau", residents_pages.new, name="resident_new")
+    add("POST", res + "/nouveau", residents_pages.create, name="resident_create")
+    add("GET", res_one, residents_pages.show, name="resident")
+    add("GET", res_one + "/modifier", residents_pages.edit, name="resident_edit")
+    add("POST", res_one + "/modifier", residents_pages.update, name="resident_update")
+    add(
+        "POST",
+        r"/rendez-vous/{booking_id:\d+}/consentement",
+        appointments.record_consent,
+        name="booking_consent",
+    )
+    add(
+        "POST",
+        r"/teleexpertise/{request_id:\d+}/consentement",
+        expertise_pages.record_consent,
+        name="expertise_consent",
+    )
+    api_res, api_res_one = "/api/residents", r"/api/residents/{patient_id:\d+}"
+    add("GET", api_res, residents_api.list_residents, name="api_residents")
+    add("POST", api_res, residents_api.create_resident, name="api_residents_create")
+    add("GET", api_res_one, residents_api.get_resident, name="api_resident")
+    add("PUT", api_res_one, residents_api.update_resident, name="api_resident_update")
+    consent_of = r"/api/bookings/{booking_id:\d+}/consent"
+    add("GET", consent_of, residents_api.booking_consent, name="api_booking_consent")
+    add("POST", consent_of, residents_api.record_booking_consent, name="api_booking_consent_add")
+    add(
+        "POST",
+        r"/api/expertise/{request_id:\d+}/consent",
+        residents_api.record_expertise_consent,
+        name="api_expertise_consent",
+    )
+
+    # Reports (issue 13, points 5 and 6): pages and PDFs, then the JSON API.
+    report_page = r"/rendez-vous/{booking_id:\d+}/compte-rendu"
+    add("GET", report_page, reports_pages.show, name="booking_report")
+    add("POST", report_page, reports_pages.submit, name="booking_report_submit")
+    add("POST", report_page + "/addendum", reports_pages.addendum, name="booking_report_addendum")
+    add("GET", report_page + ".pdf", reports_pages.booking_pdf, name="booking_report_pdf")
+    add(
+        "GET",
+        r"/teleexpertise/{request_id:\d+}/compte-rendu.pdf",
+        reports_pages.expertise_pdf,
+        name="expertise_report_pdf",
+    )
+    report_api = r"/api/bookings/{booking_id:\d+}/report"
+    add("GET", report_api, reports_api.get_report, name="api_booking_report")
+    add("PUT", report_api, reports_api.save_draft, name="api_booking_report_draft")
+    add("POST", report_api + "/sign", reports_api.sign, name="api_booking_report_sign")
+    addenda = report_api + "/addenda"
+    add("POST", addenda, reports_api.add_addendum, name="api_booking_report_addenda")
+    add("GET", report_api + ".pdf", reports_api.pdf, name="api_booking_report_pdf")
+    te_report = r"/api/expertise/{request_id:\d+}/report"
+    add("GET", te_report, reports_api.get_expertise_report, name="api_expertise_report")
+    add("GET", te_report + ".pdf", reports_api.expertise_pdf, name="api_expertise_report_pdf")
+    add(
+        "POST",
+        te_report + "/addenda",
+        reports_api.add_expertise_addendum,
+        name="api_expertise_report_addenda",
+    )
 
     app.router.add_static("/static", STATIC_DIR, name="static")

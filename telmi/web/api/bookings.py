@@ -92,8 +92,8 @@ class BookingOut(Out):
     id: int
     status: BookingStatus
     act_type: ActType
-    patient_ref: str = Field(description="the facility's own reference, never a name")
-    patient_ins: str | None
+    patient_id: int | None = Field(description="the resident (none while the slot is held)")
+    patient_ref: str = Field(description="the resident's reference in the facility, never a name")
     reason: str
     slot: BookedSlot
     specialist: BookingSpecialist
@@ -103,6 +103,7 @@ class BookingOut(Out):
     cancelled_at: datetime | None
     cancel_reason: str
     rescheduled_from_id: int | None
+    answers: dict[str, Any] = Field(description="the answers to the specialty's request form")
 
 
 class Bookings(Out):

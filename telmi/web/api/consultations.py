@@ -136,7 +136,7 @@ async def end(request: web.Request, consultation_id: int, body: Ending) -> dict[
     ctx, settings = request_context(request), request.app[SETTINGS]
     ended = await request.app[DB].run_write(
         lambda s: consultations.end(
-            s, ctx, consultation_id, body, tz=settings.tz, secret=settings.secret_key
+            s, ctx, consultation_id, body, tz=settings.tz, vault=settings.vault
         )
     )
     await request.app[SIGNALING].registry.close_room(ended.room_id)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import expertise, photos
@@ -21,6 +22,7 @@ from telmi.models import (
     ExpertiseRequest,
     ExpertiseStatus,
     ExpertiseUrgency,
+    Patient,
     Role,
 )
 from telmi.web.access import request_context, roles
@@ -35,7 +37,8 @@ class ExpertiseRequestOut(Out):
     id: int
     status: ExpertiseStatus
     urgency: ExpertiseUrgency
-    patient_ref: str = Field(description="the facility's own reference, never a name")
+    patient_id: int = Field(description="the resident")
+    patient_ref: str = Field(description="the resident's reference in the facility, never a name")
     question: str
     clinical_context: str
     facility_id: int
@@ -98,12 +101,24 @@ def store(request: web.Request) -> photos.PhotoStore:
     return photos.store_for(settings.photo_storage, settings.data_dir)
 
 
-def request_json(r: ExpertiseRequest) -> dict[str, Any]:
+async def patient_refs(
+    session: AsyncSession, requests: Iterable[ExpertiseRequest]
+) -> dict[int, str]:
+    """The residents' references of these requests (a request holds only the resident's id)."""
+    ids = {r.patient_id for r in requests}
+    if not ids:
+        return {}
+    rows = await session.execute(select(Patient.id, Patient.reference).where(Patient.id.in_(ids)))
+    return {patient_id: reference for patient_id, reference in rows}
+
+
+def request_json(r: ExpertiseRequest, refs: dict[int, str]) -> dict[str, Any]:
     return {
         "id": r.id,
         "status": r.status.value,
         "urgency": r.urgency.value,
-        "patient_ref": r.patient_ref,
+        "patient_id": r.patient_id,
+        "patient_ref": refs.get(r.patient_id, ""),
         "question": r.question,
         "clinical_context": r.clinical_context,
         "facility_id": r.facility_id,
@@ -142,7 +157,8 @@ async def list_requests(request: web.Request) -> dict[str, Any]:
     ctx = request_context(request)
     async with request.app[DB].read() as session:
         found = await expertise.listing(session, ctx)
-    return {"items": [request_json(r) for r in found]}
+        refs = await patient_refs(session, found)
+    return {"items": [request_json(r, refs) for r in found]}
 
 
 @roles(Role.STAFF)
@@ -155,8 +171,12 @@ async def list_requests(request: web.Request) -> dict[str, Any]:
 )
 async def create(request: web.Request, body: NewRequest) -> dict[str, Any]:
     ctx = request_context(request)
-    created = await request.app[DB].run_write(lambda s: expertise.create(s, ctx, body))
-    return request_json(created)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        created = await expertise.create(session, ctx, body)
+        return request_json(created, await patient_refs(session, [created]))
+
+    return await request.app[DB].run_write(work)
 
 
 @roles(*CARERS)
@@ -164,9 +184,14 @@ async def create(request: web.Request, body: NewRequest) -> dict[str, Any]:
 async def show(request: web.Request, request_id: int) -> dict[str, Any]:
     """Patient data: `security_headers` marks every API answer `no-store`."""
     ctx = request_context(request)
-    found = await request.app[DB].run_write(lambda s: expertise.thread(s, ctx, request_id))
+
+    async def work(session: AsyncSession) -> tuple[expertise.Thread, dict[int, str]]:
+        found = await expertise.thread(session, ctx, request_id)
+        return found, await patient_refs(session, [found.request])
+
+    found, refs = await request.app[DB].run_write(work)
     return {
-        **request_json(found.request),
+        **request_json(found.request, refs),
         "specialty": found.specialty.code,
         "facility": {"name": found.facility.name, "finess": found.facility.finess},
         "messages": [
@@ -267,8 +292,21 @@ async def run_step(
     ctx, settings = request_context(request), request.app[SETTINGS]
     kwargs: dict[str, Any] = {"public_url": settings.public_url}
     if extra:
-        kwargs |= {"tz": settings.tz, "secret": settings.secret_key}
+        kwargs |= {"tz": settings.tz, "vault": settings.vault}
     return await request.app[DB].run_write(lambda s: action(s, ctx, request_id, *args, **kwargs))
+
+
+async def step_json(
+    request: web.Request,
+    request_id: int,
+    action: Callable[..., Awaitable[ExpertiseRequest]],
+    *args: Any,
+    extra: bool = False,
+) -> dict[str, Any]:
+    """A step run by `run_step`, answered as the request it left."""
+    done = await run_step(request, request_id, action, *args, extra=extra)
+    async with request.app[DB].read() as session:
+        return request_json(done, await patient_refs(session, [done]))
 
 
 @roles(Role.STAFF)
@@ -279,7 +317,7 @@ async def run_step(
     errors={409: "Already sent"},
 )
 async def send(request: web.Request, request_id: int) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.send))
+    return await step_json(request, request_id, expertise.send)
 
 
 @roles(Role.SPECIALIST)
@@ -290,7 +328,7 @@ async def send(request: web.Request, request_id: int) -> dict[str, Any]:
     errors={409: STATE},
 )
 async def take(request: web.Request, request_id: int) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.take))
+    return await step_json(request, request_id, expertise.take)
 
 
 @roles(Role.SPECIALIST)
@@ -302,7 +340,7 @@ async def take(request: web.Request, request_id: int) -> dict[str, Any]:
     errors={409: STATE},
 )
 async def ask(request: web.Request, request_id: int, body: ExpertiseNote) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.ask, body))
+    return await step_json(request, request_id, expertise.ask, body)
 
 
 @roles(Role.STAFF)
@@ -314,7 +352,7 @@ async def ask(request: web.Request, request_id: int, body: ExpertiseNote) -> dic
     errors={409: STATE},
 )
 async def reply(request: web.Request, request_id: int, body: ExpertiseNote) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.reply, body))
+    return await step_json(request, request_id, expertise.reply, body)
 
 
 @roles(Role.SPECIALIST)
@@ -326,7 +364,7 @@ async def reply(request: web.Request, request_id: int, body: ExpertiseNote) -> d
     errors={409: STATE},
 )
 async def answer(request: web.Request, request_id: int, body: ExpertiseAnswer) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.answer, body, extra=True))
+    return await step_json(request, request_id, expertise.answer, body, extra=True)
 
 
 @roles(Role.SPECIALIST)
@@ -338,7 +376,7 @@ async def answer(request: web.Request, request_id: int, body: ExpertiseAnswer) -
     errors={409: STATE},
 )
 async def decline(request: web.Request, request_id: int, body: ExpertiseDecline) -> dict[str, Any]:
-    return request_json(await run_step(request, request_id, expertise.decline, body))
+    return await step_json(request, request_id, expertise.decline, body)
 
 
 async def _image(request: web.Request, photo_id: int, *, thumbnail: bool) -> web.Response:

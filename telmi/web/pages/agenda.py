@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from telmi import agenda
+from telmi import agenda, reports
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role
 from telmi.values import LocalDate, Query, parse
@@ -29,6 +29,9 @@ async def week(request: web.Request) -> web.Response:
     days = await request.app[DB].run_write(
         lambda session: agenda.week_of(session, request_context(request), monday, tz)
     )
+    booked = [e.booking.id for day in days for e in day.entries if e.booking]
+    async with request.app[DB].read() as session:  # the « Compte rendu » links
+        report_status = await reports.statuses(session, booked)
     here = request.app.router["agenda"].url_for()
     context = page_context(
         request,
@@ -39,5 +42,6 @@ async def week(request: web.Request) -> web.Response:
         next=here.with_query(semaine=(monday + timedelta(days=7)).isoformat()),
         this_week=here if monday != agenda.monday_of(today) else None,
         empty=not any(day.entries for day in days),
+        report_status=report_status,
     )
     return render(request, "agenda.html", context)

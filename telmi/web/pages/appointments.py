@@ -11,17 +11,20 @@ from datetime import datetime, time
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import agenda, booking, facilities
+from telmi import agenda, booking, consent, facilities, form_versions, reports, request_forms
 from telmi.booking import BookingView, FreeSlot
+from telmi.consent import ConsentInput
+from telmi.context import Context
 from telmi.errors import TelmiError, ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, Booking, BookingStatus, Role, Slot
 from telmi.values import LocalDate, Query, parse, text
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
-from telmi.web.pages import forms
+from telmi.web.pages import forms, resident_choice, resident_forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
 
@@ -91,7 +94,7 @@ async def search(request: web.Request) -> web.Response:
     return render(request, "booking_search.html", context, status=error.status if error else 200)
 
 
-def _slot_page(
+async def _slot_page(
     request: web.Request,
     slot: Slot | None,
     hold: Booking | None,
@@ -99,14 +102,53 @@ def _slot_page(
     error: TelmiError | None = None,
 ) -> web.Response:
     status = error.status if error else 200
+    asked = None
+    if slot is not None:
+        act = _act_of(values.get("act_type"))
+        async with request.app[DB].read() as session:
+            asked = await form_versions.current(session, slot.specialty_id, act)
     context = page_context(
         request,
         slot=slot,
         hold=hold,
         values=values,
+        residents=await resident_choice.choices(request) if slot is not None else [],
+        request_form=asked,
+        answers=values.get("answers", {}),
+        answer_errors=_answer_errors(error),
         error=readable(error) if error else None,
     )
     return render(request, "booking_form.html", context, status=status)
+
+
+def _act_of(raw: object) -> ActType:
+    """The act a form names; anything else reads as a teleconsultation (NewBooking then
+    refuses the bad value, naming its field)."""
+    try:
+        return ActType(str(raw))
+    except ValueError:
+        return ActType.TELECONSULTATION
+
+
+def _answer_errors(error: TelmiError | None) -> dict[str, str]:
+    """Each refused answer's message, by its input's name (`answers.<name>`)."""
+    if isinstance(error, request_forms.FormAnswersInvalid):
+        return dict(error.errors)
+    field = getattr(error, "field", None) or ""
+    return {field: error.message} if error and field.startswith("answers.") else {}
+
+
+async def _typed_answers(request: web.Request, form: forms.Form, slot_id: int) -> dict[str, Any]:
+    """The form's answers typed as the JSON API sends them, read against the slot's
+    specialty's form (the service checks them again against the version it stores)."""
+    raw = forms.answers(form)
+    act = _act_of(forms.text(form, "act_type"))
+    async with request.app[DB].read() as session:
+        specialty_id = await session.scalar(select(Slot.specialty_id).where(Slot.id == slot_id))
+        asked = await form_versions.current(session, specialty_id, act) if specialty_id else None
+    if asked is None:
+        return {}
+    return request_forms.validate_answers(asked.definition, raw, strict=False)
 
 
 @roles(Role.STAFF)
@@ -129,7 +171,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
     except booking.SlotTaken:
         pass  # ours (shown by the form) or someone else's (the form says so)
     except FORM_ERRORS as exc:
-        return _slot_page(request, None, None, {}, exc)
+        return await _slot_page(request, None, None, {}, exc)
     form_url = request.app.router["booking_slot"].url_for(slot_id=str(slot_id))
     raise web.HTTPSeeOther(form_url.with_query({"acte": act} if act else {}))
 
@@ -142,8 +184,8 @@ async def slot_form(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         slot, hold = await agenda.slot_with_hold(session, user, slot_id, now=now)
     if hold is None:
-        return _slot_page(request, None, None, {}, booking.SlotTaken())
-    return _slot_page(request, slot, hold, {"act_type": hold.act_type.value})
+        return await _slot_page(request, None, None, {}, booking.SlotTaken())
+    return await _slot_page(request, slot, hold, {"act_type": hold.act_type.value})
 
 
 @roles(Role.STAFF)
@@ -153,40 +195,98 @@ async def book(request: web.Request) -> web.Response:
     form = await forms.read(request)
     body = forms.booking_body(form, slot_id)
     try:
+        body["answers"] = await _typed_answers(request, form, slot_id)
         new = parse(booking.NewBooking, body, strict=False)
-        await request.app[DB].run_write(lambda session: booking.book(session, ctx, new))
+        given = _consent_of(request, form) if resident_forms.consent_given(form) else None
+        await request.app[DB].run_write(lambda session: _book(session, ctx, new, given))
     except FORM_ERRORS as exc:
         async with request.app[DB].read() as session:
             slot, hold = await agenda.slot_with_hold(session, user, slot_id, now=now)
-        return _slot_page(request, slot, hold, body, exc)
+        values = {
+            **body,
+            "answers": forms.answers(form),
+            "consent": resident_forms.consent_values(form),
+        }
+        return await _slot_page(request, slot, hold, values, exc)
     raise _done(request, "reserve")
+
+
+def _consent_of(request: web.Request, form: forms.Form) -> ConsentInput:
+    """The consent fields of a form, their errors in the form's words."""
+    try:
+        body = resident_forms.consent_body(form, request.app[SETTINGS].tz)
+        return parse(ConsentInput, body, strict=False)
+    except ValidationError as exc:
+        raise ValidationError(resident_forms.message(exc), field=exc.field) from None
+
+
+async def _record_consent(
+    session: AsyncSession, ctx: Context, booking_id: int, given: ConsentInput
+) -> None:
+    try:
+        await consent.for_booking(session, ctx, booking_id, given)
+    except ValidationError as exc:
+        raise ValidationError(resident_forms.message(exc), field=exc.field) from None
+
+
+async def _book(
+    session: AsyncSession, ctx: Context, new: booking.NewBooking, given: ConsentInput | None
+) -> BookingView:
+    """The booking and, when the form carried it, the resident's answer: both or neither."""
+    made = await booking.book(session, ctx, new)
+    if given is not None:
+        await _record_consent(session, ctx, made.id, given)
+    return made
 
 
 # --- the facility's bookings ------------------------------------------------------------------
 
 
 async def _bookings_page(
-    request: web.Request, error: TelmiError | None = None, failed: int | None = None
+    request: web.Request,
+    error: TelmiError | None = None,
+    failed: int | None = None,
+    **extra: Any,
 ) -> web.Response:
     ctx = request_context(request)
 
-    async def work(session: AsyncSession) -> tuple[list[BookingView], list[BookingView]]:
+    async def work(
+        session: AsyncSession,
+    ) -> tuple[list[BookingView], list[BookingView], dict[int, datetime]]:
         # Listing records an audit event (patient references are shown): a write transaction.
         upcoming = await booking.list_bookings(session, ctx)
         past = await booking.list_bookings(session, ctx, past=True)
-        return upcoming, past
+        cancelled = [b.id for b in upcoming + past if b.status is BookingStatus.CANCELLED]
+        return upcoming, past, await booking.moved_to(session, cancelled)
 
-    upcoming, past = await request.app[DB].run_write(work)
+    upcoming, past, moved = await request.app[DB].run_write(work)
     context = page_context(
         request,
         upcoming=[b for b in upcoming if b.status is not BookingStatus.HELD],
         past=[b for b in past if b.status is not BookingStatus.HELD],
+        moved=moved,
         error=readable(error) if error else None,
         failed=failed,
         room_opens_minutes=request.app[SETTINGS].room_opens_minutes,
     )
+    context |= await _consents(request, upcoming) | extra
+    async with request.app[DB].read() as session:  # the « Compte rendu » links
+        context["report_status"] = await reports.statuses(session, [b.id for b in upcoming + past])
     status = error.status if error else 200
     return render(request, "bookings.html", context, status=status)
+
+
+async def _consents(request: web.Request, upcoming: list[BookingView]) -> dict[str, Any]:
+    """Each upcoming confirmed booking's consent as it stands, and an empty consent form."""
+    ids = [b.id for b in upcoming if b.status is BookingStatus.CONFIRMED]
+    async with request.app[DB].read() as session:
+        consents = await consent.latest_by_booking(session, ids)
+    return {
+        "consents": consents,
+        "consent_failed": None,
+        "consent_values": {},
+        "consent_errors": {},
+    }
 
 
 @roles(Role.STAFF)
@@ -207,6 +307,28 @@ async def cancel(request: web.Request) -> web.Response:
     except FORM_ERRORS as exc:
         return await _bookings_page(request, exc, failed=booking_id)
     raise _done(request, "annule")
+
+
+@roles(Role.STAFF)
+async def record_consent(request: web.Request) -> web.Response:
+    """The resident's answer (consent or refusal) to an upcoming booking."""
+    ctx, booking_id = request_context(request), path_id(request, "booking_id")
+    form = await forms.read(request)
+    try:
+        given = _consent_of(request, form)
+        await request.app[DB].run_write(
+            lambda session: _record_consent(session, ctx, booking_id, given)
+        )
+    except FORM_ERRORS as exc:
+        return await _bookings_page(
+            request,
+            exc,
+            consent_failed=booking_id,
+            consent_values=resident_forms.consent_values(form),
+            consent_errors=resident_forms.field_errors(exc),
+        )
+    url = request.app.router["bookings"].url_for().with_fragment(f"consentement-{booking_id}")
+    raise web.HTTPSeeOther(url)
 
 
 # --- moving a booking ---------------------------------------------------------------------------

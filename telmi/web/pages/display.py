@@ -1,7 +1,7 @@
 """What the pages need to speak French: local dates and times, labels, messages.
 
 Times are stored in UTC and shown in the region's time zone. The services name fields by
-their JSON keys (« patient_ref »); on a page the user sees the form's French labels instead.
+their JSON keys (« patient_id »); on a page the user sees the form's French labels instead.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ MONTHS = [
 
 FIELD_LABELS = {
     "slot_id": "Créneau",
-    "patient_ref": "Référence patient",
-    "patient_ins": "INS",
+    "patient_id": "Résident",
     "act_type": "Type d'acte",
     "reason": "Motif",
     "weekday": "Jour",

@@ -12,17 +12,18 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from telmi import expertise
+from telmi import consent, expertise, form_versions, reports
+from telmi.consent import ConsentInput
 from telmi.errors import TelmiError
 from telmi.expertise import ExpertiseAnswer, ExpertiseDecline, ExpertiseNote
-from telmi.keys import DB
-from telmi.models import ExpertiseStatus, Role, Specialty
+from telmi.keys import DB, SETTINGS
+from telmi.models import ActType, ExpertiseStatus, Role, Specialty
 from telmi.values import Body, parse
 from telmi.web.access import request_context, roles
-from telmi.web.api.expertise import run_step
+from telmi.web.api.expertise import patient_refs, run_step
 from telmi.web.http import path_id
-from telmi.web.pages import forms
-from telmi.web.pages.display import page_context
+from telmi.web.pages import forms, resident_choice, resident_forms
+from telmi.web.pages.display import FORM_ERRORS, page_context
 from telmi.web.render import render
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
@@ -35,6 +36,7 @@ async def index(request: web.Request) -> web.Response:
     async with request.app[DB].read() as session:
         items = await expertise.listing(session, ctx)
         names = {s.id: s.name for s in await session.scalars(select(Specialty))}
+        refs = await patient_refs(session, items)
     return render(
         request,
         "expertise_list.html",
@@ -42,6 +44,7 @@ async def index(request: web.Request) -> web.Response:
             request,
             items=items,
             names=names,
+            refs=refs,
             late={r.id for r in items if expertise.is_overdue(r, now)},
             labels=expertise.LABELS,
             specialist=user.role is Role.SPECIALIST,
@@ -51,17 +54,44 @@ async def index(request: web.Request) -> web.Response:
 
 @roles(Role.STAFF)
 async def new(request: web.Request) -> web.Response:
+    """The new request's form, for the specialty of `?specialite=` (its own questions)."""
     async with request.app[DB].read() as session:
         specialties = list(await session.scalars(select(Specialty).order_by(Specialty.name)))
-    return render(request, "expertise_new.html", page_context(request, specialties=specialties))
+        wanted = request.query.get("specialite", "")
+        chosen = next((s for s in specialties if s.code == wanted), None)
+        if chosen is None and specialties:
+            chosen = specialties[0]
+        asked = (
+            await form_versions.current(session, chosen.id, ActType.TELEEXPERTISE)
+            if chosen
+            else None
+        )
+    residents = await resident_choice.choices(request)
+    context = page_context(
+        request,
+        specialties=specialties,
+        chosen=chosen,
+        request_form=asked,
+        residents=residents,
+        selected="",
+    )
+    return render(request, "expertise_new.html", context)
 
 
 @roles(*CARERS)
-async def show(request: web.Request, error: str | None = None) -> web.Response:
+async def show(request: web.Request, error: str | None = None, **extra: Any) -> web.Response:
     ctx, request_id = request_context(request), path_id(request, "request_id")
     user, now = ctx.caller, ctx.now
     thread = await request.app[DB].run_write(lambda s: expertise.thread(s, ctx, request_id))
     r = thread.request
+    report = None
+    if r.status is ExpertiseStatus.ANSWERED:  # the answer is the signed report
+        report = await request.app[DB].run_write(
+            lambda s: reports.find_for_request(s, ctx, request_id)
+        )
+    async with request.app[DB].read() as session:  # access checked by expertise.thread
+        agreed = await consent.latest(session, expertise_request_id=request_id)
+        refs = await patient_refs(session, [r])
     mine = r.assigned_to_id == user.id
     actions = {
         "take": user.role is Role.SPECIALIST and r.status is ExpertiseStatus.SENT,
@@ -81,7 +111,17 @@ async def show(request: web.Request, error: str | None = None) -> web.Response:
             labels=expertise.LABELS,
             actions=actions,
             late=expertise.is_overdue(thread.request, now),
+            patient_ref=refs.get(r.patient_id, ""),
+            report=report,
             error=error,
+            **{
+                "consent": agreed,
+                "consent_form": user.role is Role.STAFF
+                and r.status in (ExpertiseStatus.DRAFT, *expertise.OPEN),
+                "consent_values": {},
+                "consent_errors": {},
+            }
+            | extra,
         ),
         status=422 if error else 200,
     )
@@ -96,7 +136,13 @@ def _form_step(
         request_id = path_id(request, "request_id")
         form = await forms.read(request)
         try:
-            args = (parse(text, {"body": form.get("body", "")}, strict=False),) if text else ()
+            if text:  # the answer's form carries the report's sections too
+                given = {"body": form.get("body", "")} | {
+                    name: form[name] for name in text.model_fields if name in form
+                }
+                args: tuple[Any, ...] = (parse(text, given, strict=False),)
+            else:
+                args = ()
             await run_step(request, request_id, action, *args, extra=extra)
         except TelmiError as exc:
             if exc.status in (403, 404):
@@ -115,3 +161,26 @@ answer = roles(Role.SPECIALIST)(_form_step(expertise.answer, ExpertiseAnswer, ex
 decline = roles(Role.SPECIALIST)(_form_step(expertise.decline, ExpertiseDecline))
 reply = roles(Role.STAFF)(_form_step(expertise.reply, ExpertiseNote))
 send = roles(Role.STAFF)(_form_step(expertise.send))
+
+
+@roles(Role.STAFF)
+async def record_consent(request: web.Request) -> web.StreamResponse:
+    """The resident's answer (consent or refusal) to the request, before it is sent or while
+    it waits."""
+    ctx, request_id = request_context(request), path_id(request, "request_id")
+    form = await forms.read(request)
+    try:
+        body = resident_forms.consent_body(form, request.app[SETTINGS].tz)
+        given = parse(ConsentInput, body, strict=False)
+        await request.app[DB].run_write(
+            lambda s: expertise.record_consent(s, ctx, request_id, given)
+        )
+    except FORM_ERRORS as exc:
+        return await show(
+            request,
+            error=resident_forms.message(exc),
+            consent_values=resident_forms.consent_values(form),
+            consent_errors=resident_forms.field_errors(exc),
+        )
+    url = request.app.router["expertise_thread"].url_for(request_id=str(request_id))
+    raise web.HTTPSeeOther(url.with_fragment("consentement"))

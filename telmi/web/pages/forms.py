@@ -35,12 +35,24 @@ def text(form: Form, name: str) -> str:
 
 
 def booking_body(form: Form, slot_id: int) -> dict[str, Any]:
-    return {
+    """The booking form as a `booking.NewBooking`; no resident chosen is an absent one."""
+    body = {
         "slot_id": slot_id,
-        "patient_ref": text(form, "patient_ref"),
-        "patient_ins": text(form, "patient_ins") or None,
         "act_type": text(form, "act_type"),
         "reason": text(form, "reason"),
+    }
+    if patient_id := text(form, "patient_id"):
+        body["patient_id"] = patient_id
+    return body
+
+
+def answers(form: Form) -> dict[str, str]:
+    """A request form's answers: the inputs named `answers.<name>` (never the page's own)."""
+    prefix = "answers."
+    return {
+        name[len(prefix) :]: value
+        for name, value in form.items()
+        if name.startswith(prefix) and isinstance(value, str)
     }
 
 
