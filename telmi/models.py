@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -251,6 +252,18 @@ class Facility(Base):
     postcode: Mapped[str] = mapped_column(String(5), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column()
+    # From the FINESS extract (telmi/finess.py), or typed by an admin.
+    legal_entity_finess: Mapped[str] = mapped_column(String(9), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    siret: Mapped[str] = mapped_column(String(14), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    video_notes: Mapped[str] = mapped_column(Text, default="")
+    finess_updated_on: Mapped[date | None] = mapped_column(Date)  # the extract's datemaj
+    # Absent from the latest extract imported: flagged « fermé dans FINESS », never deleted.
+    finess_closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
     departement: Mapped[Departement] = relationship(lazy="raise")
 
@@ -261,6 +274,7 @@ class Specialty(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    retired_at: Mapped[datetime | None]  # no new slot, booking or request; history kept
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -324,6 +338,37 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class AccountLink(Base):
+    """A one-time link sent by mail: an invitation to choose a password, or a reset. Only
+    the SHA-256 of its token is stored; it works once, before it expires."""
+
+    __tablename__ = "account_links"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('invitation', 'reset')", name="purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(12))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class FinessImport(Base):
+    """One applied import of a FINESS extract: what it changed, for the admin page."""
+
+    __tablename__ = "finess_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class LoginAttempt(Base):
