@@ -345,9 +345,7 @@ class AccountLink(Base):
     the SHA-256 of its token is stored; it works once, before it expires."""
 
     __tablename__ = "account_links"
-    __table_args__ = (
-        CheckConstraint("purpose IN ('invitation', 'reset')", name="purpose"),
-    )
+    __table_args__ = (CheckConstraint("purpose IN ('invitation', 'reset')", name="purpose"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
