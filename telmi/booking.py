@@ -354,6 +354,7 @@ class _Target:
     act_mask: int
     facility_name: str
     facility_finess: str
+    facility_active: bool | None
     patient_ref: str | None  # the named resident's reference, if the facility's
     hold_id: int | None
     hold_facility_id: int | None
@@ -374,6 +375,7 @@ _TARGET = (
         Slot.act_mask,
         select(Facility.name).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
         select(Facility.finess).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
+        select(Facility.is_active).where(Facility.id == bindparam("facility_id")).scalar_subquery(),
         select(Patient.reference)
         .where(
             Patient.id == bindparam("patient_id"), Patient.facility_id == bindparam("facility_id")
@@ -407,7 +409,12 @@ async def _target(
     ).first()
     if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
-    target = _Target(SlotView(*r[:8]), *cast(Any, r[8:16]))
+    target = _Target(SlotView(*r[:8]), *cast(Any, r[8:17]))
+    if not target.facility_active:
+        raise Conflict(
+            "Cet établissement est désactivé : il ne prend plus de réservation.",
+            code="facility_inactive",
+        )
     if patient_id is not None and target.patient_ref is None:
         raise patients.UnknownResident()
     if target.status is not SlotStatus.OPEN:

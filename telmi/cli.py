@@ -305,7 +305,11 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # scratch migrations: not news
 
-    if args.what == "signaling":
+    if args.what == "finess":
+        from telmi.bench import finess as finess_bench
+
+        ok = asyncio.run(finess_bench.bench_finess(lines=args.lines))
+    elif args.what == "signaling":
         from telmi.bench import signaling as signaling_bench
 
         ok = asyncio.run(
@@ -345,6 +349,47 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         )
     if not ok:
         raise CliError("benchmark checks failed (see above)")
+
+
+def cmd_import_finess(settings: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from telmi import finess
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    departements = [d for d in (args.departement or "").split(",") if d.strip()]
+
+    def say(lines: int) -> None:
+        print(f"{finess.count(lines)} lignes lues…", flush=True)
+
+    extract = finess.read_extract(data, filename=path.name, strict=args.strict, progress=say)
+
+    async def work(db: Database) -> finess.Plan:
+        now = _now()
+        if args.dry_run:
+            async with db.read() as session:
+                return await finess.plan(
+                    session, extract, region=args.region, departements=departements, now=now
+                )
+        async with db.write() as session:
+            planned, _ = await finess.import_extract(
+                session, Context(None, now), extract, region=args.region, departements=departements
+            )
+            return planned
+
+    planned = _run(settings, work)
+    for line in finess.describe(planned):
+        print(line)
+    if args.dry_run:
+        print("Aperçu seulement (--dry-run) : rien n'a été écrit.")
+    elif planned.writes_nothing:
+        print("Import enregistré : aucun changement.")
+    else:
+        print("Import enregistré.")
 
 
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> None:
@@ -458,7 +503,20 @@ def build_parser() -> argparse.ArgumentParser:
             b.add_argument("--specialists", type=int, default=2000)
             b.add_argument("--weeks", type=int, default=8)
             b.add_argument("--queries", type=int, default=2000)
+    bench_sub.add_parser(
+        "finess", help="FINESS import of a generated national-size extract on SQLite"
+    ).add_argument("--lines", type=int, default=100_000, help="structureet lines to generate")
     bench.set_defaults(func=cmd_bench)
+
+    finess_cmd = sub.add_parser("import-finess", help="import an etalab FINESS extract")
+    finess_cmd.add_argument("file", help="the extract (etalab cs1100502 or cs1100507)")
+    finess_cmd.add_argument("--region", metavar="CODE", help="INSEE region code, e.g. 27")
+    finess_cmd.add_argument("--departement", metavar="LIST", help="départements, e.g. 21,25")
+    finess_cmd.add_argument("--dry-run", action="store_true", help="preview, write nothing")
+    finess_cmd.add_argument(
+        "--strict", action="store_true", help="refuse the whole file at its first bad line"
+    )
+    finess_cmd.set_defaults(func=cmd_import_finess)
 
     sub.add_parser("settings", help="list TELMI_* settings").set_defaults(func=cmd_settings)
     return parser

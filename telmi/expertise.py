@@ -156,8 +156,13 @@ async def create(session: AsyncSession, ctx: Context, new: NewRequest) -> Expert
     user = ctx.caller
     if user.role is not Role.STAFF or user.facility_id is None:
         raise Forbidden("Seul le personnel d'un établissement demande une téléexpertise.")
+    if not await session.scalar(select(Facility.is_active).where(Facility.id == user.facility_id)):
+        raise Conflict(
+            "Cet établissement est désactivé : il ne fait plus de demande.",
+            code="facility_inactive",
+        )
     specialty = await session.scalar(select(Specialty).where(Specialty.code == new.specialty))
-    if specialty is None:
+    if specialty is None or specialty.retired_at is not None:
         raise ValidationError("Spécialité inconnue.", field="specialty")
     if new.specialist_id is not None:
         named = await session.get(User, new.specialist_id)

@@ -27,6 +27,7 @@ from telmi.web.pages import (
     appointments,
     auth,
     background,
+    finess_import,
     form_editor,
     home,
     statistics,
@@ -34,9 +35,11 @@ from telmi.web.pages import (
 )
 from telmi.web.pages import availability as availability_page
 from telmi.web.pages import expertise as expertise_pages
+from telmi.web.pages import facilities_admin as facilities_pages
 from telmi.web.pages import record_access as record_access_pages
 from telmi.web.pages import reports as reports_pages
 from telmi.web.pages import residents as residents_pages
+from telmi.web.pages import sites as sites_page
 
 
 def setup_routes(app: web.Application) -> None:
@@ -54,12 +57,52 @@ def setup_routes(app: web.Application) -> None:
     add("POST", access, record_access_pages.find, name="record_access_find")
     add("GET", access_one, record_access_pages.show, name="record_access")
     add("GET", access_one + "/export.csv", record_access_pages.export, name="record_access_csv")
+    add("GET", "/admin/finess", finess_import.page, name="admin_finess")
+    add("POST", "/admin/finess/fichier", finess_import.upload, name="admin_finess_upload")
+    add("GET", "/admin/finess/apercu", finess_import.preview, name="admin_finess_preview")
+    add("POST", "/admin/finess/appliquer", finess_import.apply, name="admin_finess_apply")
     add("GET", "/admin/formulaires", form_editor.overview, name="admin_forms")
     form_page = r"/admin/formulaires/{specialty_id:\d+}"
     add("GET", form_page, form_editor.edit, name="admin_form")
     add("POST", form_page, form_editor.save, name="admin_form_save")
+    fac, fac_one = "/admin/etablissements", r"/admin/etablissements/{facility_id:\d+}"
+    add("GET", fac, facilities_pages.facility_list, name="admin_facilities")
+    add("POST", fac, facilities_pages.facility_create, name="admin_facility_create")
+    add("GET", fac + "/nouveau", facilities_pages.facility_new, name="admin_facility_new")
+    add("GET", fac_one, facilities_pages.facility_edit, name="admin_facility")
+    add("POST", fac_one, facilities_pages.facility_save, name="admin_facility_save")
+    deactivate, reactivate = fac_one + "/desactiver", fac_one + "/reactiver"
+    add("POST", deactivate, facilities_pages.facility_deactivate, name="admin_facility_deactivate")
+    add("POST", reactivate, facilities_pages.facility_reactivate, name="admin_facility_reactivate")
+    spe, spe_one = "/admin/specialites", r"/admin/specialites/{specialty_id:\d+}"
+    add("GET", spe, facilities_pages.specialty_list, name="admin_specialties")
+    add("POST", spe, facilities_pages.specialty_create, name="admin_specialty_create")
+    add("POST", spe_one, facilities_pages.specialty_rename, name="admin_specialty_rename")
+    retire, reinstate = spe_one + "/retirer", spe_one + "/retablir"
+    add("POST", retire, facilities_pages.specialty_retire, name="admin_specialty_retire")
+    add("POST", reinstate, facilities_pages.specialty_reinstate, name="admin_specialty_reinstate")
+    add("GET", "/admin/journal", facilities_pages.journal, name="admin_journal")
     add("GET", "/notifications", background.notifications, name="notifications")
     add("POST", "/notifications/lues", background.mark_read, name="notifications_read")
+
+    # Accounts: administration, one-time links, « Mot de passe oublié ? », « Mon compte ».
+    from telmi.web.pages import accounts_admin, password
+
+    users, user = "/admin/comptes", r"/admin/comptes/{user_id:\d+}"
+    add("GET", users, accounts_admin.accounts, name="accounts_admin")
+    add("POST", users + "/inviter", accounts_admin.invite, name="accounts_invite")
+    add("GET", user, accounts_admin.edit, name="account_edit")
+    add("POST", user, accounts_admin.save, name="account_save")
+    add("POST", user + "/desactiver", accounts_admin.disable, name="account_disable")
+    add("POST", user + "/activer", accounts_admin.enable, name="account_enable")
+    add("POST", user + "/reinitialiser", accounts_admin.send_reset, name="account_reset")
+    link = "/compte/lien"  # ?jeton=: query strings stay out of the logs
+    add("GET", link, password.link_form, name="password_link")
+    add("POST", link, password.link_submit, name="password_link_submit")
+    add("GET", "/mot-de-passe-oublie", password.forgot_form, name="password_forgot")
+    add("POST", "/mot-de-passe-oublie", password.forgot_submit, name="password_forgot_submit")
+    add("GET", "/mon-compte", password.my_account, name="my_account")
+    add("POST", "/mon-compte", password.change_password, name="my_account_password")
 
     new, one = "/rendez-vous/nouveau", r"/rendez-vous/{booking_id:\d+}"
     add("GET", new, appointments.search, name="booking_search")
@@ -72,6 +115,7 @@ def setup_routes(app: web.Application) -> None:
     add("POST", one + "/deplacer", appointments.move, name="booking_move_submit")
     add("GET", "/agenda", agenda.week, name="agenda")
     add("GET", "/statistiques", statistics.statistics, name="statistics")
+    add("GET", "/sites-de-la-region", sites_page.overview, name="sites")
     te, te_one = "/teleexpertise", r"/teleexpertise/{request_id:\d+}"
     add("GET", te, expertise_pages.index, name="expertise")
     add("GET", te + "/nouvelle", expertise_pages.new, name="expertise_new")

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from telmi import consent, expertise, form_versions, reports
+from telmi import consent, expertise, facilities, form_versions, reports
 from telmi.consent import ConsentInput
 from telmi.errors import TelmiError
 from telmi.expertise import ExpertiseAnswer, ExpertiseDecline, ExpertiseNote
@@ -56,7 +56,7 @@ async def index(request: web.Request) -> web.Response:
 async def new(request: web.Request) -> web.Response:
     """The new request's form, for the specialty of `?specialite=` (its own questions)."""
     async with request.app[DB].read() as session:
-        specialties = list(await session.scalars(select(Specialty).order_by(Specialty.name)))
+        specialties = await facilities.list_specialties(session)  # none retired
         wanted = request.query.get("specialite", "")
         chosen = next((s for s in specialties if s.code == wanted), None)
         if chosen is None and specialties:
