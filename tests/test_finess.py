@@ -156,7 +156,13 @@ def test_geolocation_lines_converted() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"nofinesset;rs\n210780581;CHU\n", b"\x00\x01\x02", b"finess;autre;1\n"],
+    [
+        b"",
+        b"nofinesset;rs\n210780581;CHU\n",
+        b"\x00\x01\x02",
+        b"finess;autre;1\n",
+        "finess;etalab;100;2026-06-01\n".encode("utf-16"),  # a wrong encoding
+    ],
 )
 def test_not_an_extract(data: bytes) -> None:
     with pytest.raises(ValidationError, match="pas un extrait FINESS.*ligne 1"):
