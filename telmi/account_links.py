@@ -39,7 +39,7 @@ from telmi.values import Body, Finess, Rpps, text
 INVITATION_VALID = timedelta(hours=72)
 RESET_VALID = timedelta(hours=2)
 INVITATION, RESET = "invitation", "reset"
-LINK_PATH = "/compte/lien?jeton="
+LINK_PATH = "/compte/lien#"  # the token in the fragment: never sent in a request line
 COMMON_PASSWORDS = Path(__file__).parent / "data" / "common-passwords.txt"
 # « Mot de passe oublié ? »: requests from one address in the window before refusal, and
 # reset mails one account receives in the window (beyond: silently none, same answer).

@@ -26,7 +26,7 @@ from telmi.models import (
 )
 from telmi.web.middlewares import SESSION_COOKIE
 
-from .browser import signed_in
+from .browser import poll, signed_in
 from .factories import (
     PASSWORD,
     bearer,
@@ -39,7 +39,7 @@ from .factories import (
 )
 
 GOOD = "Le héron au long bec emmanché"
-_LINK = re.compile(r"https?://[^/\s]+(/compte/lien\?jeton=[A-Za-z0-9_-]+)")
+_LINK = re.compile(r"https?://[^/\s]+(/compte/lien#[A-Za-z0-9_-]+)")
 
 
 async def _login(client: TestClient, email: str, password: str = PASSWORD) -> Any:
@@ -98,14 +98,22 @@ async def _invite(client: TestClient, db: Database, **fields: str) -> Any:
     return await client.post("/admin/comptes/inviter", data=data, allow_redirects=False)
 
 
+async def _open(client: TestClient, path: str) -> Any:
+    """What the link's page does: its script posts the fragment's token (never in a URL)."""
+    landing = await client.get(path.split("#", 1)[0])
+    assert landing.status == 200
+    data = {"jeton": path.split("#", 1)[1], "csrf_token": csrf_from(await landing.text())}
+    return await client.post("/compte/lien/ouvrir", data=data, allow_redirects=False)
+
+
 async def _choose(client: TestClient, path: str, password: str, confirm: str | None = None) -> Any:
-    page = await client.get(path)
+    page = await _open(client, path)
     assert page.status == 200, await page.text()
     data = {
         "password": password,
         "confirm": password if confirm is None else confirm,
         "csrf_token": csrf_from(await page.text()),
-        "jeton": path.split("=", 1)[1],
+        "jeton": path.split("#", 1)[1],
     }
     return await client.post("/compte/lien", data=data, allow_redirects=False)
 
@@ -142,7 +150,7 @@ async def test_invitation_link_sets_the_password_once(client: TestClient, db: Da
     assert invited is not None and not invited.is_active
     assert notice is not None and notice.subject == "Votre accès à Telmi"
     path = await _link_of(db, invited.email)
-    token = path.split("=", 1)[1]
+    token = path.split("#", 1)[1]
     assert link is not None and link.token_hash == account_links.accounts.sha256(token)
     assert token not in str(link.token_hash) and link.purpose == "invitation"
     assert link.expires_at - link.created_at == timedelta(hours=72)
@@ -171,7 +179,7 @@ async def test_invitation_link_sets_the_password_once(client: TestClient, db: Da
 
     client.session.cookie_jar.clear()
     before = await _state(db)
-    again = await client.get(path)
+    again = await _open(client, path)
     assert again.status == 410 and "plus valable" in await again.text()
     token_page = await client.get("/login")
     reused = await client.post(
@@ -186,7 +194,7 @@ async def test_invitation_link_sets_the_password_once(client: TestClient, db: Da
     )
     assert reused.status == 410
     assert await _state(db) == before
-    assert (await client.get("/compte/lien?jeton=" + "x" * 43)).status == 410
+    assert (await _open(client, "/compte/lien#" + "x" * 43)).status == 410
 
 
 async def test_expired_invitation_is_refused(
@@ -197,13 +205,13 @@ async def test_expired_invitation_is_refused(
     path = await _link_of(db, "ines.martin@ehpad.example.fr")
     client.session.cookie_jar.clear()
     clock.advance(timedelta(hours=71))
-    assert (await client.get(path)).status == 200
+    assert (await _open(client, path)).status == 200
     clock.advance(timedelta(hours=1, seconds=1))
     before = await _state(db)
-    page = await client.get(path)
+    page = await _open(client, path)
     assert page.status == 410 and "expiré" in await page.text()
     csrf = csrf_from(await (await client.get("/login")).text())
-    data = {"password": GOOD, "confirm": GOOD, "csrf_token": csrf, "jeton": path.split("=")[1]}
+    data = {"password": GOOD, "confirm": GOOD, "csrf_token": csrf, "jeton": path.split("#")[1]}
     late = await client.post("/compte/lien", data=data, allow_redirects=False)
     assert late.status == 410
     assert await _state(db) == before
@@ -343,14 +351,14 @@ async def test_admin_sends_a_reset_link(
     assert link.expires_at - link.created_at == timedelta(hours=2)
 
     client.session.cookie_jar.clear()
-    assert (await client.get(first)).status == 410  # the newer link replaced it
+    assert (await _open(client, first)).status == 410  # the newer link replaced it
     assert (await _login(client, nurse.email)).status == 303  # the old password still works
     client.session.cookie_jar.clear()
     assert (await _choose(client, path, GOOD)).status == 303
     client.session.cookie_jar.clear()
     assert (await _login(client, nurse.email)).status == 401
     assert (await _login(client, nurse.email, GOOD)).status == 303
-    assert (await client.get(path)).status == 410
+    assert (await _open(client, path)).status == 410
 
 
 async def _forgot(client: TestClient, email: str) -> Any:
@@ -494,4 +502,6 @@ async def test_admin_invites_a_nurse_who_sets_her_password_in_chromium(
     await nurse.wait_for_url(base + "/")
     assert "Claire Petit" in await nurse.inner_text(".who")
     await nurse.goto(base + reset)  # a link works once
+    await poll(nurse, "document.body.innerText.includes('plus valable')")
+    assert "#" not in nurse.url  # the token left the address bar
     assert "Choisir votre mot de passe" not in await nurse.inner_text("main")

@@ -96,8 +96,9 @@ def setup_routes(app: web.Application) -> None:
     add("POST", user + "/desactiver", accounts_admin.disable, name="account_disable")
     add("POST", user + "/activer", accounts_admin.enable, name="account_enable")
     add("POST", user + "/reinitialiser", accounts_admin.send_reset, name="account_reset")
-    link = "/compte/lien"  # ?jeton=: query strings stay out of the logs
-    add("GET", link, password.link_form, name="password_link")
+    link = "/compte/lien"  # the token rides in the fragment, then in POSTed forms
+    add("GET", link, password.link_landing, name="password_link")
+    add("POST", link + "/ouvrir", password.link_form, name="password_link_open")
     add("POST", link, password.link_submit, name="password_link_submit")
     add("GET", "/mot-de-passe-oublie", password.forgot_form, name="password_forgot")
     add("POST", "/mot-de-passe-oublie", password.forgot_submit, name="password_forgot_submit")

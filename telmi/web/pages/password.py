@@ -20,8 +20,8 @@ PASSWORD_FIELDS = ("password", "confirm")
 
 
 def _token(value: object) -> str:
-    """The link's token (`jeton`, in the query of the mailed link, then a hidden field);
-    a value no token can be is an unusable link."""
+    """The link's token (in the fragment of the mailed link, which the page's script posts
+    as `jeton`, then a hidden field); a value no token can be is an unusable link."""
     if isinstance(value, str) and 20 <= len(value) <= 100:
         return value
     raise LinkUnusable()
@@ -32,10 +32,18 @@ def _gone(request: web.Request) -> web.Response:
 
 
 @public
+async def link_landing(request: web.Request) -> web.Response:
+    """The mailed link's page: its script posts the fragment's token to `link_form` (a token
+    in a URL's path or query would reach proxies' logs and Referer headers)."""
+    return render(request, "password_link_open.html")
+
+
+@public
 async def link_form(request: web.Request) -> web.Response:
     ctx = request_context(request)
+    form = await forms.read(request)
     try:
-        token = _token(request.query.get("jeton"))
+        token = _token(form.get("jeton"))
         async with request.app[DB].read() as session:
             link, user = await account_links.usable_link(session, token, now=ctx.now)
     except LinkUnusable:
