@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,13 +73,31 @@ async def _latest(session: Executor, specialty_id: int, act_type: ActType) -> Fo
 
 
 async def current(session: Executor, specialty_id: int, act_type: ActType) -> Form | None:
-    """The form to fill now: the latest version, else the built-in (unsaved), else None."""
-    found = await _latest(session, specialty_id, act_type)
-    if found is not None:
-        return found
-    code = await session.scalar(select(Specialty.code).where(Specialty.id == specialty_id))
-    builtin = request_forms.builtin_for(code or "", act_type)
-    return Form(None, 0, code or "", act_type, builtin) if builtin else None
+    """The form to fill now: the latest version, else the built-in (unsaved), else None.
+
+    One statement (the specialty beside its latest version, if any): every booking reads it."""
+    latest = (
+        select(RequestForm.id, RequestForm.version, RequestForm.definition, RequestForm.created_at)
+        .where(RequestForm.specialty_id == specialty_id, RequestForm.act_type == act_type)
+        .order_by(RequestForm.version.desc())
+        .limit(1)
+        .subquery()
+    )
+    row = (
+        await session.execute(
+            select(Specialty.code, latest.c.id, latest.c.version, latest.c.definition)
+            .select_from(Specialty)
+            .outerjoin(latest, true())
+            .where(Specialty.id == specialty_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    code, form_id, version, definition = row
+    if form_id is not None:
+        return Form(form_id, version, code, act_type, FormDefinition.model_validate(definition))
+    builtin = request_forms.builtin_for(code, act_type)
+    return Form(None, 0, code, act_type, builtin) if builtin else None
 
 
 async def for_answers(
