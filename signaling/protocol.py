@@ -77,9 +77,14 @@ class Ping:
     id: str | int | None = None
 
 
+# What a participant may say of its own media: micro, camera, screen sharing, and audio only
+# (a weak network: no video sent, the others show initials).
+MEDIA_STATES = frozenset({"audio", "video", "screen", "audio_only"})
+
+
 @dataclass(frozen=True)
 class Update:
-    """A participant's own media state (muted, camera off), shown to the others."""
+    """A participant's own media state (muted, camera off, audio only), shown to the others."""
 
     state: dict[str, bool]
 
@@ -140,11 +145,11 @@ def parse(frame: str) -> ClientMessage:
         if (
             not isinstance(state, dict)
             or len(state) > 8
-            or not all(
-                k in ("audio", "video", "screen") and isinstance(v, bool) for k, v in state.items()
-            )
+            or not all(k in MEDIA_STATES and isinstance(v, bool) for k, v in state.items())
         ):
-            raise ProtocolError(BAD_MESSAGE, "'state' maps audio, video or screen to booleans")
+            raise ProtocolError(
+                BAD_MESSAGE, "'state' maps audio, video, screen or audio_only to booleans"
+            )
         return Update(state)
     if not isinstance(kind, str):
         raise ProtocolError(BAD_MESSAGE, "a frame needs a string 'type'")

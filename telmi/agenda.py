@@ -6,8 +6,9 @@ showing patient references in the agenda is audited like every other listing of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,9 +46,142 @@ class AgendaEntry:
 
 
 @dataclass(frozen=True)
+class AgendaAbsence:
+    """The part of an absence that falls on one local day, in minutes since local midnight."""
+
+    reason: str
+    start_minute: int  # 0: the absence began on an earlier day (or at midnight)
+    end_minute: int  # DAY_MINUTES: it goes on past midnight
+    # A booked slot lies under it (a conflict): the grid leaves room for both.
+    overlapped: bool = False
+
+    @property
+    def span_text(self) -> str:
+        """« 14:00–16:00 », « à partir de 14:00 », « jusqu'à 12:00 », « toute la journée »."""
+        starts, ends = self.start_minute > 0, self.end_minute < DAY_MINUTES
+        if starts and ends:
+            return f"{_hm(self.start_minute)}–{_hm(self.end_minute)}"
+        if starts:
+            return f"à partir de {_hm(self.start_minute)}"
+        if ends:
+            return f"jusqu'à {_hm(self.end_minute)}"
+        return "toute la journée"
+
+
+@dataclass(frozen=True)
+class AgendaItem:
+    """One thing the day shows, placed on its time grid: a slot (`entry`) or an absence."""
+
+    start_minute: int
+    end_minute: int
+    entry: AgendaEntry | None = None
+    absence: AgendaAbsence | None = None
+    overlap: bool = False  # a slot over an absence
+
+
+@dataclass(frozen=True)
 class AgendaDay:
     day: date
     entries: list[AgendaEntry]
+    absences: list[AgendaAbsence] = field(default_factory=list)
+    items: list[AgendaItem] = field(default_factory=list)
+
+
+# The time grid: rows of five minutes (the shortest slot a rule may make), local wall-clock.
+STEP_MINUTES = 5
+DAY_MINUTES = 24 * 60
+# Every grid shows at least the working day, whatever it holds.
+GRID_FIRST_MINUTE, GRID_LAST_MINUTE = 8 * 60, 18 * 60
+
+
+def _hm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _minute_on(day: date, instant: datetime, tz: ZoneInfo) -> int:
+    """Wall-clock minutes since the local midnight of `day`, clipped to the day."""
+    local = instant.astimezone(tz)
+    if local.date() < day:
+        return 0
+    if local.date() > day:
+        return DAY_MINUTES
+    return local.hour * 60 + local.minute
+
+
+def _placed(day: AgendaDay, tz: ZoneInfo) -> list[AgendaItem]:
+    """The day's slots and absences in time order (absences first at equal times)."""
+    slots = []
+    for e in day.entries:
+        start = _minute_on(day.day, e.slot.starts_at, tz)
+        end = _minute_on(day.day, e.slot.ends_at, tz)
+        if end <= start:  # the autumn hour repeated under it: its length, clipped to the day
+            length = (e.slot.ends_at - e.slot.starts_at) // timedelta(minutes=1)
+            end = min(DAY_MINUTES, start + length)
+        slots.append((start, max(end, start + STEP_MINUTES), e))
+    items = []
+    for a in day.absences:
+        covered = [s for s in slots if s[0] < a.end_minute and a.start_minute < s[1]]
+        booked = any(s[2].booking is not None for s in covered)
+        absence = AgendaAbsence(a.reason, a.start_minute, a.end_minute, overlapped=booked)
+        items.append(AgendaItem(a.start_minute, a.end_minute, absence=absence))
+    for start, end, e in slots:
+        over = any(a.start_minute < end and start < a.end_minute for a in day.absences)
+        items.append(AgendaItem(start, end, entry=e, overlap=over))
+    return sorted(items, key=lambda i: (i.start_minute, i.entry is not None, i.end_minute))
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Whole local hours from the earliest thing shown to the latest, 08:00-18:00 at least.
+
+    Rows are `STEP_MINUTES` long and numbered from 1 at `first_hour`; the page turns
+    `row`/`span` into classes of agenda.css (`row-13 span-6`: no inline style under the CSP).
+    """
+
+    first_hour: int
+    last_hour: int  # exclusive; 24 at most
+
+    @property
+    def hours(self) -> list[int]:
+        return list(range(self.first_hour, self.last_hour))
+
+    @property
+    def rows_per_hour(self) -> int:
+        return 60 // STEP_MINUTES
+
+    def row(self, minute: int) -> int:
+        minute = min(max(minute, self.first_hour * 60), self.last_hour * 60 - STEP_MINUTES)
+        return 1 + (minute - self.first_hour * 60) // STEP_MINUTES
+
+    def span(self, start: int, end: int) -> int:
+        start = max(start, self.first_hour * 60)
+        end = min(end, self.last_hour * 60)
+        return max(1, math.ceil((end - start) / STEP_MINUTES))
+
+    def place(self, item: AgendaItem) -> str:
+        """The classes that put an item in its rows."""
+        first = self.row(item.start_minute)
+        return f"row-{first} span-{self.span(item.start_minute, item.end_minute)}"
+
+    def hour_place(self, hour: int) -> str:
+        return f"row-{self.row(hour * 60)} span-{self.rows_per_hour}"
+
+
+def grid_of(days: Iterable[AgendaDay]) -> TimeGrid:
+    """The hours the days need. An absence that runs past midnight does not stretch the grid
+    to midnight: only its ends that fall inside a day count, and its block is clipped."""
+    first, last = GRID_FIRST_MINUTE, GRID_LAST_MINUTE
+    for day in days:
+        for item in day.items:
+            if item.absence is None or item.start_minute > 0:
+                first = min(first, item.start_minute)
+            if item.absence is None or item.end_minute < DAY_MINUTES:
+                last = max(last, item.end_minute)
+            if item.absence is not None and item.start_minute > 0:
+                last = max(last, min(DAY_MINUTES, item.start_minute + 60))
+            if item.absence is not None and item.end_minute < DAY_MINUTES:
+                first = min(first, max(0, item.end_minute - 60))
+    return TimeGrid(first // 60, min(24, math.ceil(last / 60)))
 
 
 def monday_of(day: date) -> date:
@@ -64,15 +198,23 @@ def _shown(b: BookingView, now: datetime) -> bool:
 async def week_of(
     session: AsyncSession, ctx: Context, monday: date, tz: ZoneInfo
 ) -> list[AgendaDay]:
-    """Monday to Sunday (local days) of the specialist's open and booked slots.
+    """Monday to Sunday (local days) of the specialist's open and booked slots."""
+    return await days_of(session, ctx, monday, 7, tz)
+
+
+async def days_of(
+    session: AsyncSession, ctx: Context, first: date, count: int, tz: ZoneInfo
+) -> list[AgendaDay]:
+    """`count` local days from `first` of the specialist's open and booked slots and absences.
 
     Records a `booking.listed` audit event when bookings are shown: call it in a write
     transaction. Free slots that were withdrawn or blocked are left out; booked ones stay,
-    flagged as conflicts when an absence covers them or their rule was deleted.
+    flagged as conflicts when an absence covers them or their rule was deleted. Each day's
+    `items` are its slots and the parts of absences on it, in time order, for the grid.
     """
     specialist, now = ctx.caller, ctx.now
-    start = datetime.combine(monday, time(), tzinfo=tz)
-    end = datetime.combine(monday + timedelta(days=7), time(), tzinfo=tz)
+    start = datetime.combine(first, time(), tzinfo=tz)
+    end = datetime.combine(first + timedelta(days=count), time(), tzinfo=tz)
     bookings = await booking.list_bookings(session, ctx, start=start, end=end, limit=WEEK_LIMIT)
     carried = {b.slot.id: b for b in bookings if _shown(b, now)}
     slots = await session.scalars(
@@ -97,7 +239,7 @@ async def week_of(
             )
         )
     )
-    days = [AgendaDay(monday + timedelta(days=n), []) for n in range(7)]
+    days = [AgendaDay(first + timedelta(days=n), []) for n in range(count)]
     for slot in slots:
         booked = carried.get(slot.id)
         if slot.status is not SlotStatus.OPEN and booked is None:
@@ -108,7 +250,20 @@ async def week_of(
             or any(a.starts_at < slot.ends_at and slot.starts_at < a.ends_at for a in away)
         )
         local_day = slot.starts_at.astimezone(tz).date()
-        days[(local_day - monday).days].entries.append(AgendaEntry(slot, booked, conflict))
+        days[(local_day - first).days].entries.append(AgendaEntry(slot, booked, conflict))
+    for day in days:
+        midnight = datetime.combine(day.day, time(), tzinfo=tz)
+        following = datetime.combine(day.day + timedelta(days=1), time(), tzinfo=tz)
+        for a in sorted(away, key=lambda a: a.starts_at):
+            if a.starts_at < following and a.ends_at > midnight:
+                part = AgendaAbsence(
+                    a.reason,
+                    _minute_on(day.day, a.starts_at, tz),
+                    _minute_on(day.day, a.ends_at, tz),
+                )
+                if part.end_minute > part.start_minute:
+                    day.absences.append(part)
+        day.items.extend(_placed(day, tz))
     return days
 
 

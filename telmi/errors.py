@@ -16,15 +16,33 @@ class TelmiError(Exception):
         self.code = code or self.code
         super().__init__(self.message)
 
+    @property
+    def problems(self) -> list[tuple[str | None, str]]:
+        """Every (field, message) at fault, the first one being this error's own: a form
+        shows them all at once, each beside its field."""
+        return [(self.field, self.message)]
+
 
 class ValidationError(TelmiError):
     status = 422
     code = "invalid"
     message = "Données invalides."
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        others: tuple[ValidationError, ...] = (),
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
+        self.others = others
+
+    @property
+    def problems(self) -> list[tuple[str | None, str]]:
+        return [(self.field, self.message), *((o.field, o.message) for o in self.others)]
 
 
 class AuthenticationRequired(TelmiError):

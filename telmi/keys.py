@@ -19,3 +19,5 @@ USER: web.RequestKey[User | None] = web.RequestKey("user")
 WEB_SESSION: web.RequestKey[WebSession | None] = web.RequestKey("web_session")
 AUTH_METHOD: web.RequestKey[str | None] = web.RequestKey("auth_method")
 CONTEXT = web.RequestKey("context", Context)
+# Per page request of a signed-in user: their unread notices (the menu's badge).
+UNREAD: web.RequestKey[int] = web.RequestKey("unread", int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import date, datetime
 
 from telmi.models import ActType, BookingStatus, FacilityCategory, Role
 
@@ -32,3 +33,18 @@ LABELS: dict[enum.Enum, str] = {
 
 def label(value: enum.Enum) -> str:
     return LABELS.get(value, str(value.value))
+
+
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+          "septembre", "octobre", "novembre", "décembre")  # fmt: skip
+
+
+def on(value: datetime | date, *, year: bool = True) -> str:
+    """« le 1er décembre 2026 à 14 h 30 » for a datetime (already local: `astimezone` it
+    first), « le 2 décembre 2026 » for a date; `year=False` leaves the year out."""
+    day = value.date() if isinstance(value, datetime) else value
+    text = f"le {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
+    text += f" {day.year}" if year else ""
+    if isinstance(value, datetime):
+        text += f" à {value.hour} h" + (f" {value.minute:02d}" if value.minute else "")
+    return text

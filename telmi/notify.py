@@ -17,12 +17,13 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
-from sqlalchemy import Table, and_, exists, or_, select, update
+from sqlalchemy import Table, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from telmi import labels
 from telmi.db import Database, dialect_name
 from telmi.mail import Mailer
 from telmi.models import (
@@ -39,8 +40,6 @@ from telmi.models import (
 
 log = logging.getLogger(__name__)
 _NOTIFICATIONS = cast(Table, Notification.__table__)
-MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,8 @@ REMINDERS = (
 
 
 def _when(at: datetime, tz: ZoneInfo) -> str:
-    local = at.astimezone(tz)
-    return f"le {local.day} {MONTHS[local.month - 1]} {local.year} à {local:%H:%M}"
+    """« le 1er décembre 2026 à 14 h 30 », in the region's time zone."""
+    return labels.on(at.astimezone(tz))
 
 
 async def enqueue(
@@ -151,8 +150,8 @@ def _text(
     if join:
         text += (
             f"Rejoindre la consultation : {public_url}/consultation/{row.id}\n"
-            "La salle ouvre 15 minutes avant l'heure prévue. "
-            f"Pour tester votre vidéo avant : {public_url}/test-video\n\n"
+            "La salle ouvre 15 minutes avant l'heure prévue.\n"
+            f"Tester votre vidéo avant : {public_url}/test-video\n\n"
         )
     return text + "— Telmi, plateforme régionale de télémédecine"
 
@@ -433,9 +432,45 @@ async def for_user(session: AsyncSession, user: User, *, limit: int = 50) -> lis
     )
 
 
-async def mark_read(session: AsyncSession, user: User, *, now: datetime) -> None:
-    await session.execute(
-        update(Notification)
-        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        .values(read_at=now)
+async def unread(session: AsyncSession, user_id: int) -> int:
+    """How many of the user's notices are unread (the menu's badge: one COUNT per page)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
     )
+    return int(count or 0)
+
+
+async def mark_read(
+    session: AsyncSession, user: User, *, now: datetime, notice_id: int | None = None
+) -> None:
+    """Mark the user's unread notices read: all of them, or the one given (if it is theirs)."""
+    mine = [Notification.user_id == user.id, Notification.read_at.is_(None)]
+    if notice_id is not None:
+        mine.append(Notification.id == notice_id)
+    await session.execute(update(Notification).where(*mine).values(read_at=now))
+
+
+# Notices about a booking are keyed `<kind>:<booking id>:<user id>` (see `booking_notices`).
+BOOKING_KINDS = frozenset({*SUBJECTS, *(r.kind for r in REMINDERS)})
+
+
+def booking_of(notice: Notification) -> int | None:
+    """The booking a notice is about, if it is about one."""
+    if notice.kind not in BOOKING_KINDS:
+        return None
+    part = notice.dedupe_key.split(":")[1:2]
+    return int(part[0]) if part and part[0].isdigit() else None
+
+
+async def booking_starts(session: AsyncSession, booking_ids: set[int]) -> dict[int, datetime]:
+    """booking id -> the start of its slot (where a notice's link lands in the agenda)."""
+    if not booking_ids:
+        return {}
+    rows = await session.execute(
+        select(Booking.id, Slot.starts_at)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.id.in_(booking_ids))
+    )
+    return {booking_id: starts_at for booking_id, starts_at in rows}

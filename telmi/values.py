@@ -384,9 +384,7 @@ def field_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
-def invalid(exc: pydantic.ValidationError) -> ValidationError:
-    """The first problem of a pydantic error, in French, naming the field."""
-    error = exc.errors(include_url=False)[0]
+def _problem(error: Mapping[str, Any]) -> ValidationError:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
     name, message = field_name(loc) or "corps", _message(error)
     if message.endswith("."):  # a sentence of its own
@@ -394,6 +392,17 @@ def invalid(exc: pydantic.ValidationError) -> ValidationError:
     if message.startswith(_VERBS):  # « du » doit être une date AAAA-MM-JJ.
         return ValidationError(f"« {name} » {message}.", field=name)
     return ValidationError(f"« {name} » : {message}.", field=name)
+
+
+def invalid(exc: pydantic.ValidationError) -> ValidationError:
+    """The first problem of a pydantic error, in French, naming the field; the others ride
+    along (one per field), so a form lists them all at once while the API names the first."""
+    found: dict[str | None, ValidationError] = {}
+    for error in exc.errors(include_url=False):
+        problem = _problem(error)
+        found.setdefault(problem.field, problem)
+    first, *others = found.values()
+    return ValidationError(first.message, field=first.field, others=tuple(others))
 
 
 def parse(model: type[M], data: Any, *, strict: bool | None = None) -> M:

@@ -53,3 +53,55 @@ async def signed_in(browser: Any, base: str, email: str) -> Any:
     await page.click("button[type=submit]")
     await page.wait_for_url(base + "/")
     return page
+
+
+AXE_DIR = Path(__file__).with_name("axe")
+AXE_SOURCE = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.1 A and AA (what RGAA 4.1 maps to) plus axe's best practices.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_source() -> str:
+    """axe-core from the npm registry, installed once with `npm ci` (the lock pins it);
+    a file lock keeps parallel workers from installing it twice."""
+    if not AXE_SOURCE.exists():
+        import fcntl
+        import subprocess
+
+        with open(AXE_DIR / ".install.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not AXE_SOURCE.exists():
+                subprocess.run(
+                    ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+                    cwd=AXE_DIR,
+                    check=True,
+                    timeout=300,
+                )
+    return AXE_SOURCE.read_text()
+
+
+async def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is, of any impact. Injected through the
+    debugger (`evaluate`), since the page's CSP rightly refuses inline scripts."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(axe_source())
+    result = await page.evaluate(
+        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']})).violations.map(v => ({id: v.id, impact: v.impact,"
+        " help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))",
+        AXE_TAGS,
+    )
+    return list(result)
+
+
+async def scroll_overflow(page: Any) -> int:
+    """How many CSS pixels the document is wider than the window (0: no sideways scroll)."""
+    return int(
+        await page.evaluate(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+            " - document.documentElement.clientWidth"
+        )
+    )
+
+
+VIEWPORTS = {"desktop": (1366, 768), "tablet": (768, 1024), "phone": (390, 844)}

@@ -186,8 +186,8 @@ async def test_a_move_is_one_deplacee_notice_per_person_and_no_cancellation(
     assert set(moved) == {nurse.id, doctor.id}
     for notice in moved.values():
         assert notice.subject == "Téléconsultation déplacée"
-        assert "Téléconsultation le 11 juin 2026 à 10:00 avec" in notice.body
-        assert "Initialement prévue le 11 juin 2026 à 09:00." in notice.body
+        assert "Téléconsultation le 11 juin 2026 à 10 h avec" in notice.body
+        assert "Initialement prévue le 11 juin 2026 à 9 h." in notice.body
         assert f"{PUBLIC}/consultation/{new}" in notice.body
         assert f"/consultation/{old}" not in notice.body
         ics = (notice.ics or "").replace("\r\n ", "")
@@ -225,14 +225,14 @@ async def test_a_move_by_a_colleague_to_another_specialist_tells_each_person_onc
     assert set(moved) == {nurse.id, colleague.id, first.id, second.id}
     for user in (nurse, colleague, second):
         body = moved[user.id].body
-        assert f"Téléconsultation le 11 juin 2026 à 11:00 avec {second.full_name}" in body
-        assert f"Initialement prévue le 11 juin 2026 à 09:00 avec {first.full_name}." in body
+        assert f"Téléconsultation le 11 juin 2026 à 11 h avec {second.full_name}" in body
+        assert f"Initialement prévue le 11 juin 2026 à 9 h avec {first.full_name}." in body
         assert f"/consultation/{new}" in body
         assert "METHOD:REQUEST" in (moved[user.id].ics or "")
     # The first specialist is no longer in it: told where it went, the event leaves their
     # calendar, and no room link (the room is not theirs).
     left = moved[first.id]
-    assert "aura lieu le 11 juin 2026 à 11:00" in left.body and second.full_name in left.body
+    assert "aura lieu le 11 juin 2026 à 11 h" in left.body and second.full_name in left.body
     assert "/consultation/" not in left.body
     ics = left.ics or ""
     assert "METHOD:CANCEL" in ics and f"UID:booking-{old}@telmi" in ics and "SEQUENCE:1" in ics

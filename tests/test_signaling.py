@@ -510,3 +510,27 @@ async def test_a_client_written_from_the_document_alone_gets_what_it_documents(
         assert (await nurse.next("candidate"))["candidate"] == payload
     await nurse.send(**next(f for f in client_frames if f["type"] == "ping"))
     assert await nurse.next("pong") == {"type": "pong", "id": 7}
+
+
+async def test_audio_only_is_a_media_state_the_others_see(connect: Connect) -> None:
+    """A weak network: the nurse goes audio only; the specialist's page is told (it shows her
+    initials); a malformed state is refused with an error frame and the socket stays usable."""
+    doc = await connect(token="doc")
+    await doc.next("joined")
+    nurse = await connect(token="nurse")
+    nurse_id = (await nurse.next("joined"))["participant_id"]
+    await doc.next("participant-joined")
+    await nurse.send(type="update", state={"audio_only": True, "video": True})
+    told = await doc.next("participant-updated")
+    assert told["participant_id"] == nurse_id
+    assert told["media"] == {"audio_only": True, "video": True}
+    wrongs: list[Any] = [{"audio_only": "yes"}, {"audio_only": 1}, {"bandwidth": True}, []]
+    for wrong in wrongs:
+        await nurse.send(type="update", state=wrong)
+        refused = await nurse.next("error")
+        assert refused["code"] == protocol.BAD_MESSAGE
+    await nurse.send(type="update", state={"audio_only": False})
+    back = await doc.next("participant-updated")
+    assert back["media"] == {"audio_only": False, "video": True}
+    await nurse.send(type="ping", id=1)
+    assert (await nurse.next("pong"))["id"] == 1

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from scheduling.clock import FrozenClock
 from telmi.db import Database
 from telmi.models import ActType, FacilityCategory, Role
 
@@ -151,3 +157,224 @@ async def test_charts_are_drawn_in_chromium(
             assert blue > 500, "the département bars should be visible in the picture"
         finally:
             await browser.close()
+
+
+# --- the numbers of each chart, and the period still running ------------------------------------
+
+
+@dataclass
+class Figure:
+    """One <figure> of the page: its chart's marks and its data table."""
+
+    svg: dict[str, str] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)
+    marks: list[dict[str, str]] = field(default_factory=list)  # rect.bar, circle.dot
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (class, text) in the SVG
+    caption: str = ""
+    headers: list[tuple[str, str | None, str]] = field(default_factory=list)  # (tag, scope, text)
+    rows: list[tuple[str, list[str], str]] = field(default_factory=list)  # (th, tds, class)
+
+
+class Figures(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[Figure] = []
+        self.inside: list[str] = []
+        self.text = ""
+        self.row: tuple[str, list[str], str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "figure":
+            self.figures.append(Figure())
+        if not self.figures:
+            return
+        fig = self.figures[-1]
+        if tag == "svg" and "chart" in a.get("class", "").split():
+            fig.svg = a
+        if "id" in a:
+            fig.ids.add(a["id"])
+        if tag in ("rect", "circle") and "data-value" in a:
+            fig.marks.append(a)
+        if tag == "tr":
+            self.row = ("", [], a.get("class", ""))
+        if tag in ("th", "td", "caption", "text"):
+            self.text = ""
+            self.inside.append(a.get("scope", "") if tag != "text" else a.get("class", ""))
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.figures:
+            return
+        fig, text = self.figures[-1], " ".join(self.text.split())
+        if tag in ("th", "td", "caption", "text"):
+            scope = self.inside.pop()
+        if tag == "caption":
+            fig.caption = text
+        elif tag == "text":
+            fig.texts.append((scope, text))
+        elif tag in ("th", "td"):
+            fig.headers.append((tag, scope or None, text)) if tag == "th" else None
+            if self.row is not None:
+                head, cells, cls = self.row
+                self.row = (text, cells, cls) if tag == "th" and scope == "row" else self.row
+                if tag == "td":
+                    cells.append(text)
+        elif tag == "tr" and self.row is not None:
+            if self.row[0]:
+                fig.rows.append(self.row)
+            self.row = None
+
+
+def figures(html: str) -> list[Figure]:
+    parser = Figures()
+    parser.feed(html)
+    return parser.figures
+
+
+def _int(text: str) -> int:
+    return int(text.replace("\u202f", "").replace(" ", ""))
+
+
+async def test_every_chart_has_a_table_of_the_same_numbers(
+    client: TestClient, activity: dict[str, Any]
+) -> None:
+    await login(client, activity["regional"].email, PASSWORD)
+    html = await (await client.get("/statistiques", params={"annee": "2025"})).text()
+    found = figures(html)
+    assert len(found) == 6
+    for fig in found:
+        # The picture is an image named by its title and described by its numbers.
+        assert fig.svg["role"] == "img"
+        title, desc = fig.svg["aria-labelledby"].split()
+        assert {title, desc} <= fig.ids
+        # A table with a caption, column and row headers, none of them empty.
+        assert fig.caption
+        assert fig.headers and all(text for _, _, text in fig.headers)
+        assert all(scope in ("col", "row") for _, scope, _ in fig.headers)
+        assert {scope for _, scope, _ in fig.headers} == {"col", "row"}
+        assert fig.rows
+    monthly, history, departement, category, specialty, act_type = found
+    # Months: the 2025 column is the solid line's dots, the 2024 one the dashed line's.
+    months = [m for m in monthly.marks if "current" in m["class"]]
+    before = [m for m in monthly.marks if "previous" in m["class"]]
+    assert [m["data-label"] for m in months][:3] == ["janv.", "févr.", "mars"]
+    assert len(monthly.rows) == 12 == len(months) == len(before)
+    for (head, cells, _), now, then in zip(monthly.rows, months, before, strict=True):
+        assert head.lower().startswith(now["data-label"].rstrip(".")[:3]), head
+        assert [_int(c) for c in cells] == [int(now["data-value"]), int(then["data-value"])]
+    march = monthly.rows[2]
+    fortnights = [datetime(2025, 1, 6) + timedelta(weeks=w) for w in range(0, 48, 2)]
+    assert march[0] == "Mars 2025"
+    assert _int(march[1][0]) == 3 * len([d for d in fortnights if d.month == 3])  # 3, 17, 31
+    assert sum(_int(cells[0]) for _, cells, _ in monthly.rows) == activity["acts_2025"]
+    # Years, départements, categories, specialties, act types: a row per bar, same value.
+    assert [(h, _int(c[0])) for h, c, _ in history.rows] == [
+        ("2024", 24),
+        ("2025", activity["acts_2025"]),
+    ]
+    for fig in (history, departement, category, specialty, act_type):
+        bars = [m for m in fig.marks if m.get("class", "").startswith("bar")]
+        assert [(b["data-label"], int(b["data-value"])) for b in bars] == [
+            (h, _int(c[0])) for h, c, _ in fig.rows
+        ]
+    assert [h for h, _, _ in category.rows] == ["EHPAD", "Centre ou maison de santé"]
+    assert {h for h, _, _ in act_type.rows} == {"Téléexpertise", "Téléconsultation"}
+    assert category.rows[0][1] == ["48", "24", "+100 %"]  # EHPAD: 2 acts a fortnight
+    # Nothing ran on in 2025 seen from June 2026: no month or year marked as running.
+    assert "en cours" not in html and "incomplète" not in html
+    assert not [m for f in found for m in f.marks if "partial" in m["class"]]
+
+
+@pytest.fixture
+async def this_year(db: Database, activity: dict[str, Any]) -> dict[str, Any]:
+    """Two acts in each month of 2026 up to May, and one on 3 June (the clock: 10 June)."""
+    ehpad = await make_facility(db, departement="21", category=FacilityCategory.NURSING_HOME)
+    derm = await make_user(db, Role.SPECIALIST, specialty=await make_specialty(db, "dermatologie"))
+    for month in range(1, 6):
+        for day in (4, 18):
+            await make_act(
+                db,
+                facility=ehpad,
+                specialist=derm,
+                occurred_at=datetime(2026, month, day, 9, tzinfo=UTC),
+            )
+    await make_act(
+        db, facility=ehpad, specialist=derm, occurred_at=datetime(2026, 6, 3, 9, tzinfo=UTC)
+    )
+    return activity
+
+
+async def test_the_month_still_running_is_marked_in_words_and_drawing(
+    client: TestClient, this_year: dict[str, Any], clock: FrozenClock
+) -> None:
+    await login(client, this_year["regional"].email, PASSWORD)
+    html = await (await client.get("/statistiques")).text()  # 2026, on 10 June
+    monthly, history, *_ = figures(html)
+    assert [h for h, _, _ in monthly.rows] == [
+        "Janvier 2026",
+        "Février 2026",
+        "Mars 2026",
+        "Avril 2026",
+        "Mai 2026",
+        "Juin 2026 — mois en cours (jusqu'au 10 juin)",
+    ]
+    assert [cls for _, _, cls in monthly.rows] == [""] * 5 + ["partial"]
+    assert [_int(c[0]) for _, c, _ in monthly.rows] == [2, 2, 2, 2, 2, 1]
+    # In the chart: June's dots are hollow (class partial), said « (en cours) » under « juin ».
+    partial = [m for m in monthly.marks if "partial" in m["class"].split()]
+    assert [(m["data-label"], m["data-value"]) for m in partial if "current" in m["class"]] == [
+        ("juin", "1")
+    ]
+    assert ("axis-label marker", "(en cours)") in monthly.texts
+    assert 'class="series current partial"' in html  # the dotted segment into June
+    # The year: its column hatched and marked, its row said to be running.
+    assert history.rows[-1][0] == "2026 — année en cours (jusqu'au 10 juin)"
+    column = [m for m in history.marks if m["data-label"] == "2026"]
+    assert column[0]["class"] == "bar partial" and 'fill="url(#' in html
+    assert ("axis-label marker", "(en cours)") in history.texts
+    # Growth on the year before compares the same dates, and says the year is incomplete.
+    assert "sur les mêmes dates de 2025" in html and "année incomplète" in html
+
+    # On 1 July at 00:30, June is over: it is a month like the others, and July runs.
+    clock.set(datetime(2026, 7, 1, 0, 30, tzinfo=ZoneInfo("Europe/Paris")))
+    await login(client, this_year["regional"].email, PASSWORD)  # the session has expired
+    monthly, *_ = figures(await (await client.get("/statistiques")).text())
+    assert monthly.rows[5][0] == "Juin 2026" and monthly.rows[5][2] == ""
+    assert monthly.rows[6][0] == "Juillet 2026 — mois en cours (jusqu'au 1er juillet)"
+    running = {m["data-label"] for m in monthly.marks if "partial" in m["class"].split()}
+    assert running == {"juil."}
+
+
+async def test_csv_names_categories_act_types_and_specialties_in_french(
+    client: TestClient, activity: dict[str, Any]
+) -> None:
+    await login(client, activity["regional"].email, PASSWORD)
+    html = await (await client.get("/statistiques", params={"annee": "2025"})).text()
+    assert "format=csv" in html
+    params = {
+        "from": "2025-01-01",
+        "to": "2025-12-31",
+        "group_by": "facility_category,act_type,specialty",
+        "format": "csv",
+        "sep": ";",
+    }
+    response = await client.get("/api/stats/acts", params=params)
+    assert response.status == 200 and response.content_type == "text/csv"
+    raw = (await response.read()).decode("utf-8")
+    assert raw.startswith("\ufeff")
+    table = list(csv.reader(io.StringIO(raw.removeprefix("\ufeff")), delimiter=";"))
+    assert table[0][:4] == ["categorie_etablissement", "type_acte", "specialite", "actes"]
+    cells = {tuple(row[:3]): int(row[3]) for row in table[1:]}
+    assert cells == {
+        ("EHPAD", "Téléexpertise", "Dermatologie"): 24,
+        ("Centre ou maison de santé", "Téléconsultation", "Cardiologie"): 24,
+        ("EHPAD", "Téléconsultation", "Cardiologie"): 24,
+    }
+    for code in ("nursing_home", "health_centre", "teleexpertise", "teleconsultation"):
+        assert code not in raw
+    # The JSON keeps the codes, which the filters take.
+    json = await (await client.get("/api/stats/acts", params=params | {"format": "json"})).json()
+    assert {r["facility_category"] for r in json["rows"]} == {"nursing_home", "health_centre"}

@@ -77,7 +77,12 @@ async def test_two_pages_in_a_consultation_see_each_other(
 
     # Toggles: the nurse mutes her microphone; the specialist's list says so.
     await pages[1].click("#room-mute")
-    assert await pages[1].inner_text("#room-mute") == "Réactiver le micro"
+    # A toggle keeps its label; aria-pressed says the micro is cut (and the tracks agree).
+    assert await pages[1].get_attribute("#room-mute", "aria-pressed") == "true"
+    assert await pages[1].inner_text("#room-mute") == "Couper le micro"
+    assert await pages[1].evaluate(
+        "window.telmiRoom.tracks().filter(t => t.kind === 'audio').every(t => !t.enabled)"
+    )
     await poll(
         pages[0], "document.getElementById('room-participants').innerText.includes('micro coupé')"
     )

@@ -1,5 +1,7 @@
-// New tele-expertise request: drag-and-drop photos with previews, then the draft, the photos
-// and the sending go through the JSON API. A refused photo stops everything before it is sent.
+// New tele-expertise request: photos chosen with the file chooser (the drop zone is its
+// label, reached by Tab, opened with Enter or Space) or dropped, with previews; then the
+// draft, the photos and the sending go through the JSON API. A file that is not a photo is
+// refused here, with the same message however it came, and never sent.
 (function () {
   "use strict";
   var form = document.getElementById("expertise-form");
@@ -7,32 +9,72 @@
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var zone = document.getElementById("dropzone"), input = document.getElementById("photo-input");
   var list = document.getElementById("previews"), status = document.getElementById("expertise-status");
-  var files = [];
+  var photoStatus = document.getElementById("photo-status");
+  var files = [], shown = [];
+  // Space opens a focused file input everywhere; Enter does not in every browser.
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter") { e.preventDefault(); input.click(); }
+  });
+  var MAX_FILES = 10, MAX_BYTES = 15 * 1024 * 1024;
+  var TYPES = ["image/jpeg", "image/png", "image/heic", "image/heif"];
 
   function say(text, kind) { status.hidden = false; status.textContent = text; status.className = "verdict " + (kind || ""); }
 
+  // Photos added, refused or removed are announced here (role="status"), whichever way
+  // they came: the file chooser (mouse or keyboard) or a drop.
+  function tell(lines, kind) { photoStatus.textContent = lines.join(" "); photoStatus.className = "photo-status " + kind; }
+
+  function count() { return files.length + (files.length > 1 ? " photos" : " photo") + " sur " + MAX_FILES + "."; }
+
+  // Browsers often give HEIC files no type: their extension says what they are.
+  function isPhoto(file) {
+    if (TYPES.indexOf(file.type) >= 0) return true;
+    return !file.type && /\.(jpe?g|png|heic|heif)$/i.test(file.name);
+  }
+
   function render() {
+    shown.forEach(function (url) { URL.revokeObjectURL(url); });
+    shown = [];
     list.innerHTML = "";
     files.forEach(function (file, i) {
       var li = document.createElement("li");
       var img = document.createElement("img");
-      img.alt = file.name;
+      img.alt = "";  // the name follows as text
       img.src = URL.createObjectURL(file);
+      shown.push(img.src);
+      var name = document.createElement("span");
+      name.textContent = file.name;
       var remove = document.createElement("button");
-      remove.type = "button"; remove.className = "link"; remove.textContent = "Retirer";
-      remove.addEventListener("click", function () { files.splice(i, 1); render(); });
-      li.appendChild(img); li.appendChild(document.createTextNode(" " + file.name + " ")); li.appendChild(remove);
+      remove.type = "button"; remove.className = "link";
+      remove.textContent = "Retirer";
+      var which = document.createElement("span");
+      which.className = "visually-hidden"; which.textContent = " « " + file.name + " »";
+      remove.appendChild(which);
+      remove.addEventListener("click", function () {
+        files.splice(i, 1); render();
+        tell(["« " + file.name + " » retirée.", count()], "ok");
+        var next = list.querySelectorAll("button")[Math.min(i, files.length - 1)];
+        (next || input).focus();
+      });
+      li.appendChild(img); li.appendChild(name); li.appendChild(remove);
       list.appendChild(li);
     });
   }
 
   function add(chosen) {
+    var added = [], refused = [];
     Array.prototype.forEach.call(chosen, function (file) {
-      if (files.length >= 10) { say("10 photos au plus.", "warn"); return; }
-      if (file.size > 15 * 1024 * 1024) { say("« " + file.name + " » dépasse 15 Mo.", "bad"); return; }
-      files.push(file);
+      var label = "« " + file.name + " »";
+      if (!isPhoto(file)) refused.push(label + " n'est pas une photo JPEG, PNG ou HEIC.");
+      else if (file.size > MAX_BYTES) refused.push(label + " dépasse 15 Mo.");
+      else if (files.length >= MAX_FILES) refused.push(label + " : 10 photos au plus.");
+      else { files.push(file); added.push(label); }
     });
     render();
+    var lines = refused.slice();
+    if (added.length) lines.push((added.length > 1 ? "Ajoutées : " : "Ajoutée : ") + added.join(", ") + ".");
+    if (lines.length) lines.push(count());
+    tell(lines, refused.length ? "bad" : "ok");
   }
 
   input.addEventListener("change", function () { add(input.files); input.value = ""; });

@@ -1,7 +1,9 @@
 // « Tester ma vidéo »: the camera and microphone go to the server's echo peer and come back.
 // The verdict reads getStats: frames decoded from the echo, the microphone level, the round
 // trip and the bitrate. A failed session is replaced by a new peer connection (the echo peer,
-// on aiortc, cannot restart ICE).
+// on aiortc, cannot restart ICE). The test can be run again (« Relancer le test »), with the
+// camera and microphone chosen in the lists (choosing one runs it again); « Tester le
+// haut-parleur » plays a short tone, on the chosen output where the browser can choose one.
 (function () {
   "use strict";
 
@@ -9,19 +11,24 @@
   if (!root || !window.RTCPeerConnection) return;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var iceServers = JSON.parse(root.dataset.iceServers || "[]");
-  var local = document.getElementById("precall-local");
-  var remote = document.getElementById("precall-remote");
-  var verdict = document.getElementById("precall-verdict");
+  var $ = function (id) { return document.getElementById(id); };
+  var local = $("precall-local"), remote = $("precall-remote"), verdict = $("precall-verdict");
+  var start = $("precall-start"), camera = $("precall-camera"), micro = $("precall-micro");
+  var output = $("precall-output"), toneButton = $("precall-tone"), toneStatus = $("precall-tone-status");
   var fields = {
-    level: document.getElementById("precall-level"),
-    levelBar: document.getElementById("precall-level-bar"),
-    rtt: document.getElementById("precall-rtt"),
-    bitrate: document.getElementById("precall-bitrate"),
-    frames: document.getElementById("precall-frames"),
-    state: document.getElementById("precall-state")
+    level: $("precall-level"),
+    levelBar: $("precall-level-bar"),
+    rtt: $("precall-rtt"),
+    bitrate: $("precall-bitrate"),
+    frames: $("precall-frames"),
+    state: $("precall-state")
   };
+  var AudioCtx = window.AudioContext || window.webkitAudioContext;
+  var canChooseOutput = Boolean((AudioCtx && AudioCtx.prototype.setSinkId) || HTMLMediaElement.prototype.setSinkId);
+  // One run: its stream, peer connection, timers and meter; a new run throws the old one away.
   var stream = null, pc = null, attempts = 0, lastBytes = null, lastAt = null, loudest = 0;
-  var result = { framesDecoded: 0, rtt: null, bitrate: 0, level: 0, state: "new" };
+  var timers = [], meterCtx = null, toneCtx = null, run = 0;
+  var result = { runs: 0, framesDecoded: 0, rtt: null, bitrate: 0, level: 0, state: "new", camera: null, micro: null, lastTone: null };
   window.telmiPrecall = result; // read by the browser test
 
   function say(text, kind) {
@@ -41,15 +48,61 @@
     });
   }
 
-  function meter() {
-    var AudioCtx = window.AudioContext || window.webkitAudioContext;
+  // --- devices -----------------------------------------------------------------------------------
+
+  // getUserMedia's refusals, in words (never the exception's name).
+  function deviceProblem(err) {
+    var why = {
+      NotAllowedError: "l'accès a été refusé : autorisez la caméra et le micro dans le navigateur",
+      NotFoundError: "aucune caméra ou aucun micro n'a été trouvé",
+      NotReadableError: "la caméra ou le micro est utilisé par une autre application",
+      OverconstrainedError: "l'appareil choisi n'est plus disponible : choisissez-en un autre"
+    }[err && err.name];
+    return "Caméra ou micro inaccessible : " + (why || "autorisez-les dans le navigateur, ou vérifiez qu'aucune autre application ne les utilise") + ".";
+  }
+
+  function fill(select, devices, kind, name) {
+    var chosen = select.value;
+    var first = select.options[0];
+    select.replaceChildren(first);
+    devices.filter(function (d) { return d.kind === kind && d.deviceId && d.deviceId !== "default"; }).forEach(function (d, i) {
+      var option = document.createElement("option");
+      option.value = d.deviceId;
+      option.textContent = d.label || name + " " + (i + 1);
+      select.appendChild(option);
+    });
+    if (chosen && Array.from(select.options).some(function (o) { return o.value === chosen; })) select.value = chosen;
+  }
+
+  async function listDevices() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+    var devices = await navigator.mediaDevices.enumerateDevices();
+    fill(camera, devices, "videoinput", "Caméra");
+    fill(micro, devices, "audioinput", "Micro");
+    if (canChooseOutput) {
+      fill(output, devices, "audiooutput", "Haut-parleur");
+      $("precall-output-box").hidden = output.options.length < 2;
+    }
+  }
+
+  function constraints() {
+    return {
+      video: camera.value ? { deviceId: { exact: camera.value } } : true,
+      audio: micro.value ? { deviceId: { exact: micro.value } } : true
+    };
+  }
+
+  // --- the echo ----------------------------------------------------------------------------------
+
+  function meter(mine) {
     if (!AudioCtx || !stream.getAudioTracks().length) return;
-    var ctx = new AudioCtx();
-    var analyser = ctx.createAnalyser();
+    meterCtx = new AudioCtx();
+    var analyser = meterCtx.createAnalyser();
     analyser.fftSize = 512;
-    ctx.createMediaStreamSource(stream).connect(analyser);
+    meterCtx.createMediaStreamSource(stream).connect(analyser);
     var data = new Uint8Array(analyser.fftSize);
     (function tick() {
+      if (mine !== run) return;
       analyser.getByteTimeDomainData(data);
       var peak = 0;
       for (var i = 0; i < data.length; i++) peak = Math.max(peak, Math.abs(data[i] - 128));
@@ -62,44 +115,46 @@
     })();
   }
 
-  async function connect() {
+  async function connect(mine) {
     attempts += 1;
     if (pc) pc.close();
-    pc = new RTCPeerConnection({ iceServers: iceServers });
-    stream.getTracks().forEach(function (t) { pc.addTrack(t, stream); });
-    var channel = pc.createDataChannel("rtt");
+    var peer = pc = new RTCPeerConnection({ iceServers: iceServers });
+    stream.getTracks().forEach(function (t) { peer.addTrack(t, stream); });
+    var channel = peer.createDataChannel("rtt");
     channel.onopen = function () {
-      setInterval(function () { if (channel.readyState === "open") channel.send("ping:" + performance.now()); }, 1000);
+      timers.push(setInterval(function () { if (channel.readyState === "open") channel.send("ping:" + performance.now()); }, 1000));
     };
     channel.onmessage = function (event) {
       var sent = parseFloat(String(event.data).split(":")[1]);
       if (!isNaN(sent)) result.rtt = Math.round(performance.now() - sent);
     };
-    pc.ontrack = function (event) {
+    peer.ontrack = function (event) {
       if (event.track.kind === "video") remote.srcObject = event.streams[0] || new MediaStream([event.track]);
     };
-    pc.onconnectionstatechange = function () {
-      result.state = pc.connectionState;
-      fields.state.textContent = { connected: "connecté", connecting: "connexion…", failed: "échec", disconnected: "interrompu", "new": "—", closed: "fermé" }[pc.connectionState] || pc.connectionState;
-      if (pc.connectionState === "failed" && attempts < 3) {
+    peer.onconnectionstatechange = function () {
+      if (peer !== pc || mine !== run) return; // an earlier run or attempt, closed
+      result.state = peer.connectionState;
+      fields.state.textContent = { connected: "connecté", connecting: "connexion…", failed: "échec", disconnected: "interrompu", "new": "—", closed: "fermé" }[peer.connectionState] || peer.connectionState;
+      if (peer.connectionState === "failed" && attempts < 3) {
         say("Connexion perdue, nouvel essai…", "pending");
-        connect();
-      } else if (pc.connectionState === "failed") {
+        connect(mine).catch(function (err) { say("Échec : " + err.message, "bad"); });
+      } else if (peer.connectionState === "failed") {
         say("Échec : la connexion vidéo est bloquée. Vérifiez le pare-feu ou le réseau de l'établissement, puis contactez le support.", "bad");
       }
     };
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
+    await peer.setLocalDescription(await peer.createOffer());
+    await gathered(peer);
     var response = await fetch("/api/precall/offer", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp })
+      body: JSON.stringify({ type: "offer", sdp: peer.localDescription.sdp })
     });
     if (!response.ok) {
       var problem = await response.json().catch(function () { return {}; });
       throw new Error((problem.error && problem.error.message) || "Le serveur de test ne répond pas.");
     }
-    await pc.setRemoteDescription(await response.json());
+    if (peer !== pc) return;
+    await peer.setRemoteDescription(await response.json());
   }
 
   async function stats() {
@@ -134,25 +189,107 @@
     else say("Test en cours : " + problems.join(" ; ") + "…", "pending");
   }
 
-  document.getElementById("precall-start").addEventListener("click", async function (event) {
-    event.target.disabled = true;
-    say("Accès à la caméra et au micro…", "pending");
+  function stop() {
+    timers.forEach(clearInterval);
+    timers = [];
+    if (pc) { pc.close(); pc = null; }
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    stream = null;
+    if (meterCtx) { meterCtx.close(); meterCtx = null; }
+    local.srcObject = null;
+    remote.srcObject = null;
+  }
+
+  // The button is disabled while the run starts; the keyboard focus it held comes back to it.
+  function enable(hadFocus) {
+    start.disabled = false;
+    if (hadFocus && (document.activeElement === document.body || !document.activeElement)) start.focus();
+  }
+
+  async function test() {
+    var mine = ++run, hadFocus = document.activeElement === start;
+    stop();
+    attempts = 0; lastBytes = null; lastAt = null; loudest = 0;
+    Object.assign(result, { runs: mine, framesDecoded: 0, rtt: null, bitrate: 0, level: 0, state: "new" });
+    ["rtt", "bitrate", "state"].forEach(function (k) { fields[k].textContent = "—"; });
+    fields.frames.textContent = "0";
+    start.disabled = true;
+    say(mine > 1 ? "Nouveau test : accès à la caméra et au micro…" : "Accès à la caméra et au micro…", "pending");
+    var next;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      next = await navigator.mediaDevices.getUserMedia(constraints());
     } catch (err) {
-      say("Caméra ou micro inaccessible (" + err.name + ") : autorisez-les dans le navigateur, ou vérifiez qu'aucune autre application ne les utilise.", "bad");
-      event.target.disabled = false;
+      if (mine === run) {
+        say(deviceProblem(err), "bad");
+        enable(hadFocus);
+      }
       return;
     }
+    if (mine !== run) { next.getTracks().forEach(function (t) { t.stop(); }); return; }
+    stream = next;
+    var video = stream.getVideoTracks()[0], audio = stream.getAudioTracks()[0];
+    result.camera = video ? video.getSettings().deviceId || null : null;
+    result.micro = audio ? audio.getSettings().deviceId || null : null;
+    await listDevices().catch(function () { /* the lists stay as they were */ });
     local.srcObject = stream;
-    meter();
+    meter(mine);
     say("Connexion au serveur de test…", "pending");
     try {
-      await connect();
+      await connect(mine);
     } catch (err) {
-      say("Échec : " + err.message, "bad");
+      if (mine === run) say("Échec : " + err.message, "bad");
+      return;
+    } finally {
+      if (mine === run) { start.textContent = "Relancer le test"; enable(hadFocus); }
+    }
+    if (mine === run) timers.push(setInterval(stats, 1000));
+  }
+
+  // --- the speaker -------------------------------------------------------------------------------
+
+  async function tone() {
+    if (!AudioCtx) {
+      toneStatus.textContent = "Ce navigateur ne sait pas jouer le son de test.";
       return;
     }
-    setInterval(stats, 1000);
+    if (!toneCtx) toneCtx = new AudioCtx();
+    if (toneCtx.state === "suspended") await toneCtx.resume();
+    var sink = output.value, routed = false;
+    if (canChooseOutput && toneCtx.setSinkId) {
+      try { await toneCtx.setSinkId(sink); routed = true; } catch (err) { routed = false; }
+    }
+    var at = toneCtx.currentTime, osc = toneCtx.createOscillator(), gain = toneCtx.createGain();
+    var analyser = toneCtx.createAnalyser();
+    osc.frequency.value = 440;
+    gain.gain.setValueAtTime(0.25, at);
+    gain.gain.setValueAtTime(0.25, at + 0.6);
+    gain.gain.exponentialRampToValueAtTime(0.001, at + 0.9);
+    osc.connect(gain);
+    gain.connect(toneCtx.destination);
+    gain.connect(analyser);
+    osc.start(at);
+    osc.stop(at + 0.9);
+    var played = { frequency: 440, state: toneCtx.state, sinkId: sink || "default", routed: routed, peak: 0 };
+    result.lastTone = played;
+    toneStatus.textContent = "Un bip est joué pendant une seconde. Vous ne l'entendez pas ? Montez le volume" +
+      (canChooseOutput ? " ou choisissez un autre haut-parleur." : ".");
+    setTimeout(function () { // what went out: the tone really played
+      var data = new Float32Array(analyser.fftSize);
+      analyser.getFloatTimeDomainData(data);
+      played.peak = data.reduce(function (m, v) { return Math.max(m, Math.abs(v)); }, 0);
+      played.state = toneCtx.state;
+    }, 250);
+  }
+
+  start.addEventListener("click", test);
+  [camera, micro].forEach(function (select) {
+    select.addEventListener("change", function () { if (run) test(); });
   });
+  output.addEventListener("change", function () {
+    if (remote.setSinkId) remote.setSinkId(output.value).catch(function () { /* the default stays */ });
+  });
+  toneButton.addEventListener("click", function () {
+    tone().catch(function () { toneStatus.textContent = "Le son de test n'a pas pu être joué : vérifiez le haut-parleur choisi et le volume."; });
+  });
+  listDevices().catch(function () { /* filled after the first run */ });
 })();

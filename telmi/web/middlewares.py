@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
+from yarl import URL
 
 from telmi import accounts
 from telmi.context import Context
@@ -24,7 +25,7 @@ from telmi.keys import AUTH_METHOD, CLOCK, CONTEXT, DB, SETTINGS, USER, WEB_SESS
 from telmi.web import csrf
 from telmi.web.access import Handler, access_of
 from telmi.web.http import client_address, error_json, is_api, session_policy
-from telmi.web.render import render
+from telmi.web.render import count_unread, render
 
 log = logging.getLogger("telmi.web")
 
@@ -95,7 +96,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        code, message = _HTTP_CODES.get(
+            exc.status, ("http_error", "La demande n'a pas pu aboutir.")
+        )
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return _render_error(request, exc.status, code, message, headers)
     except Exception:
@@ -173,6 +176,21 @@ def _route_access(request: web.Request) -> Any:
     return access
 
 
+def _login_url(request: web.Request) -> URL:
+    """The login page, then back where the user was. A form sent after the session expired
+    goes back to the page that showed it (the path of its Referer), where the
+    browser gives back what was typed (static/js/forms.js); a stale session cookie is what
+    says the session expired rather than never was."""
+    back = request.path
+    if request.method not in SAFE_METHODS:
+        referer = URL(request.headers.get("Referer", ""))
+        back = referer.path if referer.is_absolute() else "/"  # a path: never off-site
+    query = {"next": back}
+    if request.cookies.get(SESSION_COOKIE):
+        query["expiree"] = "1"
+    return request.app.router["login"].url_for().with_query(query)
+
+
 @web.middleware
 async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
     access = _route_access(request)
@@ -188,14 +206,14 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
         if user is None:
             if is_api(request):
                 raise AuthenticationRequired()
-            login = request.app.router["login"].url_for().with_query(next=request.path)
-            raise web.HTTPSeeOther(login)
+            raise web.HTTPSeeOther(_login_url(request))
         if access.roles is not None and user.role not in access.roles:
             raise Forbidden()
     # Bearer requests carry no ambient authority; cookie-borne and anonymous form posts do.
     if request.method not in SAFE_METHODS and request[AUTH_METHOD] != "token":
         if not await csrf.is_valid(request):
             raise CsrfFailed()
+    await count_unread(request)  # the menu's badge: one COUNT, signed-in GET pages only
     return await handler(request)
 
 

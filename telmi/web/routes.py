@@ -117,6 +117,10 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/agenda", agenda.week, name="agenda")
     add("GET", "/statistiques", statistics.statistics, name="statistics")
     add("GET", "/sites-de-la-region", sites_page.overview, name="sites")
+    from telmi.web.pages import accessibility  # « Déclaration d'accessibilité » (issue 15)
+
+    add("GET", "/accessibilite", accessibility.statement, name="accessibility")
+    add("POST", "/accessibilite", accessibility.feedback, name="accessibility_feedback")
     te, te_one = "/teleexpertise", r"/teleexpertise/{request_id:\d+}"
     add("GET", te, expertise_pages.index, name="expertise")
     add("GET", te + "/nouvelle", expertise_pages.new, name="expertise_new")

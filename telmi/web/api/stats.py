@@ -2,7 +2,8 @@
 
 Aggregates only. CSV is UTF-8 with a BOM (spreadsheet software then reads the accents
 right), comma-separated by default; `sep=;` gives the French spreadsheet dialect, with
-decimal commas.
+decimal commas. The CSV names facility categories, act types and specialties in French, as
+the pages do; the JSON keeps their codes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import stats
 from telmi.keys import DB, SETTINGS
-from telmi.models import ActType, FacilityCategory, Role
+from telmi.labels import label
+from telmi.models import ActType, FacilityCategory, Role, Specialty
 from telmi.stats import ActStatsQuery, Dimension, GroupKey, MonthlyReportQuery
 from telmi.web.access import request_context, roles
 from telmi.web.api.spec import Out, endpoint
@@ -56,6 +60,28 @@ def _cell(name: str, value: Any, sep: str, threshold: int | None) -> str:
         text = f"{value * 100:.1f}"
         return text.replace(".", ",") if sep == ";" else text
     return str(value)
+
+
+async def _in_french(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CSV rows with the categories, act types and specialties named as the pages name them
+    (« EHPAD », « Téléconsultation », « Dermatologie »), not by their stored codes; the
+    JSON keeps the codes, which the filters take."""
+    names: dict[str, dict[str, str]] = {
+        "facility_category": {c.value: label(c) for c in FacilityCategory},
+        "act_type": {t.value: label(t) for t in ActType},
+    }
+    if any(row.get("specialty") is not None for row in rows):
+        found = await session.execute(select(Specialty.code, Specialty.name))
+        names["specialty"] = {str(code): str(name) for code, name in found}
+    return [
+        row
+        | {
+            key: known.get(str(row[key]), str(row[key]))
+            for key, known in names.items()
+            if row.get(key) is not None
+        }
+        for row in rows
+    ]
 
 
 def csv_response(
@@ -197,6 +223,8 @@ async def acts_stats(request: web.Request, query: ActStatsQuery) -> dict[str, An
     if query.format == "csv":
         columns = [*asked.group_by, *total]
         name = f"telemedecine-actes-{asked.start}-{asked.last_day}.csv"
+        async with request.app[DB].read() as session:
+            body = await _in_french(session, body)
         return csv_response(columns, body, sep=query.sep, filename=name, threshold=threshold)
     return {
         "period": {"from": str(asked.start), "to": str(asked.last_day)},

@@ -1,10 +1,13 @@
-"""The specialist's week: open slots and the bookings they carry, Monday to Sunday."""
+"""The specialist's agenda: a week (Monday to Sunday) or one day on a time grid, with the
+open slots, the bookings they carry and the absences."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Literal
 
 from aiohttp import web
+from yarl import URL
 
 from telmi import agenda, reports
 from telmi.keys import DB, SETTINGS
@@ -15,33 +18,68 @@ from telmi.web.pages.display import page_context
 from telmi.web.render import render
 
 
-class WeekQuery(Query):
+class AgendaQuery(Query):
     semaine: LocalDate | None = None
+    vue: Literal["semaine", "jour"] | None = None
+    jour: LocalDate | None = None
+
+
+def _day_url(here: URL, day: date) -> URL:
+    return here.with_query(vue="jour", jour=day.isoformat())
+
+
+def _week_url(here: URL, day: date) -> URL:
+    return here.with_query(semaine=agenda.monday_of(day).isoformat())
 
 
 @roles(Role.SPECIALIST)
 async def week(request: web.Request) -> web.Response:
-    """`?semaine=` is any day of the week wanted (links give its Monday); default this week."""
+    """`?semaine=` is any day of the week wanted (links give its Monday); default this week.
+    `?vue=jour&jour=` shows one day (default: today, or the Monday of `semaine`)."""
     now, tz = request_context(request).now, request.app[SETTINGS].tz
     today = now.astimezone(tz).date()
-    asked = parse(WeekQuery, {k: v for k, v in request.query.items() if v}, strict=False)
-    monday = agenda.monday_of(asked.semaine or today)
+    asked = parse(AgendaQuery, {k: v for k, v in request.query.items() if v}, strict=False)
+    by_day = asked.vue == "jour" or (asked.vue is None and asked.jour is not None)
+    if by_day:
+        first = asked.jour or (agenda.monday_of(asked.semaine) if asked.semaine else today)
+        count = 1
+    else:
+        first, count = agenda.monday_of(asked.semaine or asked.jour or today), 7
     days = await request.app[DB].run_write(
-        lambda session: agenda.week_of(session, request_context(request), monday, tz)
+        lambda session: agenda.days_of(session, request_context(request), first, count, tz)
     )
     booked = [e.booking.id for day in days for e in day.entries if e.booking]
     async with request.app[DB].read() as session:  # the « Compte rendu » links
         report_status = await reports.statuses(session, booked)
     here = request.app.router["agenda"].url_for()
+    if by_day:
+        step = timedelta(days=1)
+        nav = {
+            "previous": _day_url(here, first - step),
+            "next": _day_url(here, first + step),
+            "this_week": _day_url(here, today) if first != today else None,
+        }
+    else:
+        step = timedelta(days=7)
+        nav = {
+            "previous": _week_url(here, first - step),
+            "next": _week_url(here, first + step),
+            "this_week": here if first != agenda.monday_of(today) else None,
+        }
+    in_week = agenda.monday_of(today) == agenda.monday_of(first)
     context = page_context(
         request,
+        view="jour" if by_day else "semaine",
         days=days,
-        monday=monday,
+        grid=agenda.grid_of(days),
+        monday=agenda.monday_of(first),
+        sunday=agenda.monday_of(first) + timedelta(days=6),
         today=today,
-        previous=here.with_query(semaine=(monday - timedelta(days=7)).isoformat()),
-        next=here.with_query(semaine=(monday + timedelta(days=7)).isoformat()),
-        this_week=here if monday != agenda.monday_of(today) else None,
-        empty=not any(day.entries for day in days),
+        week_view=_week_url(here, first),
+        day_view=_day_url(here, today if in_week else first),
+        day_url=lambda d: _day_url(here, d),
+        empty=not any(day.items for day in days),
         report_status=report_status,
+        **nav,
     )
     return render(request, "agenda.html", context)

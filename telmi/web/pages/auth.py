@@ -32,9 +32,12 @@ def _safe_next(value: str | None) -> str:
 async def login_form(request: web.Request) -> web.StreamResponse:
     if request[USER] is not None:
         raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
-    return render(
-        request, "login.html", {"next": _safe_next(request.query.get("next")), "email": ""}
-    )
+    context = {
+        "next": _safe_next(request.query.get("next")),
+        "email": "",
+        "expired": request.query.get("expiree") == "1",
+    }
+    return render(request, "login.html", context)
 
 
 @public

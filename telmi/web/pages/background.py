@@ -8,6 +8,7 @@ from telmi import jobs, notify
 from telmi.keys import CLOCK, DB, SETTINGS
 from telmi.models import Role
 from telmi.web.access import authenticated, current_user, request_context, roles
+from telmi.web.pages import forms, notifications_view
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
 from telmi.worker import RUNNER
@@ -41,14 +42,27 @@ async def job_list(request: web.Request) -> web.Response:
 
 @authenticated
 async def notifications(request: web.Request) -> web.Response:
-    user = current_user(request)
+    user, now = current_user(request), request_context(request).now
+    settings = request.app[SETTINGS]
     async with request.app[DB].read() as session:
         items = await notify.for_user(session, user)
-    return render(request, "notifications.html", page_context(request, items=items))
+        booked = {b for b in map(notify.booking_of, items) if b is not None}
+        starts = await notify.booking_starts(session, booked)
+    shown = notifications_view.messages(
+        items, user, starts=starts, now=now, tz=settings.tz, public_url=settings.public_url
+    )
+    unread = sum(m.unread for m in shown)
+    return render(
+        request, "notifications.html", page_context(request, items=shown, unread_here=unread)
+    )
 
 
 @authenticated
 async def mark_read(request: web.Request) -> web.Response:
+    """« Tout marquer comme lu », or one notice (`notification_id`) « Marquer comme lue »."""
     user, now = current_user(request), request_context(request).now
-    await request.app[DB].run_write(lambda s: notify.mark_read(s, user, now=now))
-    raise web.HTTPSeeOther(request.app.router["notifications"].url_for())
+    raw = forms.text(await forms.read(request), "notification_id")
+    one = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    await request.app[DB].run_write(lambda s: notify.mark_read(s, user, now=now, notice_id=one))
+    url = request.app.router["notifications"].url_for()
+    raise web.HTTPSeeOther(url.with_fragment(f"notification-{one}") if one else url)

@@ -77,11 +77,22 @@ FORM_ERRORS = (ValidationError, Conflict)
 _QUOTED_FIELD = re.compile(r"« ([a-z_]+) »")
 
 
-def readable(error: TelmiError) -> str:
+class Problems(str):
+    """A refused form's message (the first problem, as text) carrying every problem as
+    (field, message), so `_messages.html` can list them all, each tied to its field."""
+
+    problems: list[tuple[str | None, str]]
+
+
+def _relabel(message: str) -> str:
+    return _QUOTED_FIELD.sub(lambda m: f"« {FIELD_LABELS.get(m.group(1), m.group(1))} »", message)
+
+
+def readable(error: TelmiError) -> Problems:
     """The service's message with field keys replaced by the labels of the form."""
-    return _QUOTED_FIELD.sub(
-        lambda m: f"« {FIELD_LABELS.get(m.group(1), m.group(1))} »", error.message
-    )
+    text = Problems(_relabel(error.message))
+    text.problems = [(field, _relabel(message)) for field, message in error.problems]
+    return text
 
 
 def confirmation(request: web.Request) -> str | None:

@@ -67,17 +67,23 @@ INPUTS = {"ins": "ins_value", "ins.value": "ins_value", "ins.oid": "ins_oid"}
 _QUOTED = re.compile(r"« ([a-z_.]+) »")
 
 
+def _relabel(text: str) -> str:
+    return _QUOTED.sub(lambda m: f"« {LABELS.get(m.group(1), m.group(1))} »", text)
+
+
 def message(error: TelmiError) -> str:
     """The service's message with JSON keys replaced by the form's labels."""
-    return _QUOTED.sub(lambda m: f"« {LABELS.get(m.group(1), m.group(1))} »", error.message)
+    return _relabel(error.message)
 
 
 def field_errors(error: TelmiError) -> dict[str, str]:
-    """{form input: message} for an error naming a field; {} otherwise."""
-    if not error.field:
-        return {}
-    name = error.field.removeprefix("consent.")
-    return {INPUTS.get(name, name): message(error)}
+    """{form input: message} for every problem naming a field; {} if none does."""
+    found: dict[str, str] = {}
+    for field, said in error.problems:
+        if field:
+            name = field.removeprefix("consent.")
+            found.setdefault(INPUTS.get(name, name), _relabel(said))
+    return found
 
 
 # --- residents ----------------------------------------------------------------------------------
