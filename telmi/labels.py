@@ -39,12 +39,17 @@ MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao�
           "septembre", "octobre", "novembre", "décembre")  # fmt: skip
 
 
+def day_month(day: date, *, year: bool = True) -> str:
+    """« 1er décembre 2026 », « 2 décembre » with `year=False`."""
+    text = f"{day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if year else text
+
+
 def on(value: datetime | date, *, year: bool = True) -> str:
     """« le 1er décembre 2026 à 14 h 30 » for a datetime (already local: `astimezone` it
     first), « le 2 décembre 2026 » for a date; `year=False` leaves the year out."""
     day = value.date() if isinstance(value, datetime) else value
-    text = f"le {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
-    text += f" {day.year}" if year else ""
+    text = "le " + day_month(day, year=year)
     if isinstance(value, datetime):
         text += f" à {value.hour} h" + (f" {value.minute:02d}" if value.minute else "")
     return text

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from telmi.labels import day_month
+
 FONTS = Path(__file__).parent / "fonts"
 LEFT, NEXT = XPos.LMARGIN, YPos.NEXT
 
@@ -37,7 +39,6 @@ CONSENT_BY = {
 CONSENT_METHODS = {"oral": "orale", "written": "écrite"}
 SEXES = {"F": "féminin", "M": "masculin", "I": "indéterminé"}
 INS_OIDS = {"1.2.250.1.213.1.4.8": "NIR", "1.2.250.1.213.1.4.9": "NIA"}
-MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 NOTHING = "Néant"
 
@@ -113,13 +114,9 @@ class ReportDocument:
         object.__setattr__(self, "addenda", tuple(self.addenda))
 
 
-def french_date(d: date) -> str:
-    return f"{d.day}{'er' if d.day == 1 else ''} {MONTHS.split()[d.month - 1]} {d.year}"
-
-
 def french_instant(instant: datetime, tz: ZoneInfo) -> str:
     local = instant.astimezone(tz)
-    return f"{french_date(local.date())} à {local:%H:%M}"
+    return f"{day_month(local.date())} à {local:%H:%M}"
 
 
 def _clean(text: str) -> str:
@@ -196,7 +193,7 @@ def render(doc: ReportDocument, *, tz: ZoneInfo) -> bytes:
     title = f"Compte rendu de {act}"
     identity = " ".join(p for p in (doc.birth_name.upper(), doc.first_names) if p)
     if doc.birth_date:
-        identity += f" · né(e) le {french_date(doc.birth_date)}"
+        identity += f" · né(e) le {day_month(doc.birth_date)}"
     identity = (
         f"{identity} · réf. {doc.resident_ref}" if identity else f"Résident {doc.resident_ref}"
     )
@@ -227,7 +224,7 @@ def render(doc: ReportDocument, *, tz: ZoneInfo) -> bytes:
     pdf.field("Prénoms", doc.first_names or unknown)
     pdf.field("Nom utilisé", doc.used_name or unknown)
     pdf.field("Sexe", SEXES[doc.sex] if doc.sex else unknown)
-    pdf.field("Date de naissance", french_date(doc.birth_date) if doc.birth_date else unknown)
+    pdf.field("Date de naissance", day_month(doc.birth_date) if doc.birth_date else unknown)
     pdf.field("Lieu de naissance (INSEE)", doc.birthplace_insee or unknown)
     if doc.ins_matricule and doc.ins_oid:
         kind = INS_OIDS.get(doc.ins_oid)

@@ -29,6 +29,7 @@ from telmi.models import Base
 from telmi.settings import Settings
 
 from .factories import NOW, TEST_SECRET
+from .mailbox import smtp  # noqa: F401 (a fixture: a real SMTP server for the mail tests)
 
 POSTGRES_URL = os.environ.get("TELMI_TEST_POSTGRES_URL")
 NO_POSTGRES = "TELMI_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped"

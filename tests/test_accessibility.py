@@ -12,7 +12,6 @@ Every failure across pages is collected and asserted once, as a readable list.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -26,12 +25,10 @@ from aiohttp import web
 
 from scheduling.clock import FrozenClock
 from telmi.demo import DEMO_PASSWORD
-from telmi.settings import Settings
 from telmi.web.routes import setup_routes
 from tests.browser import VIEWPORTS, axe_violations, scroll_overflow
-from tests.conftest import TEST_SECRET
 from tests.factories import NOW
-from tests.test_api_contract import ROLES, LiveServer
+from tests.test_api_contract import ROLES, LiveServer, demo_settings
 
 pytestmark = pytest.mark.slow  # loads the demo region, crawls it in Chromium
 
@@ -138,15 +135,7 @@ class Crawl:
 def demo_site(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    here = tmp_path_factory.mktemp("accessibility")
-    shutil.copy(sqlite_template, here / "telmi.sqlite3")
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{here / 'telmi.sqlite3'}",
-        data_dir=here,
-        secret_key=TEST_SECRET,
-        jobs=False,
-        login_max_failures_address=10_000,
-    )
+    settings = demo_settings(sqlite_template, tmp_path_factory.mktemp("accessibility"))
     server = LiveServer(settings, FrozenClock(NOW))
     server.settings = settings.replace(public_url=server.url)  # the Origin the browser sends
     with server:

@@ -120,17 +120,21 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    here = tmp_path_factory.mktemp("contract")
+def demo_settings(sqlite_template: Path, here: Path) -> Settings:
+    """A copy of the migrated template in `here`, for a LiveServer to seed with the demo."""
     shutil.copy(sqlite_template, here / "telmi.sqlite3")
-    settings = Settings(
+    return Settings(
         database_url=f"sqlite+aiosqlite:///{here / 'telmi.sqlite3'}",
         data_dir=here,
         secret_key=TEST_SECRET,
         jobs=False,
         login_max_failures_address=10_000,
     )
+
+
+@pytest.fixture(scope="module")
+def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = demo_settings(sqlite_template, tmp_path_factory.mktemp("contract"))
     with LiveServer(settings, FrozenClock(NOW)) as server:
         yield server
 

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, text
 
 from scheduling.clock import FrozenClock
@@ -41,37 +35,7 @@ from .factories import (
     make_slot,
     make_user,
 )
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        message["X-Rcpt"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 OK"
-
-    def subjects(self, to: str | None = None) -> list[str]:
-        return sorted(str(m["Subject"]) for m in self.messages if to is None or to in m["X-Rcpt"])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, str]]:
-    inbox, port = Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, f"smtp://127.0.0.1:{port}"
-    finally:
-        controller.stop()
+from .mailbox import Inbox, free_port
 
 
 @pytest.fixture
@@ -175,9 +139,7 @@ async def test_after_a_downtime_a_stale_reminder_is_dropped_and_a_useful_one_sen
 async def test_unreachable_smtp_retries_then_dead_letters(
     visit: dict[str, Any], db: Database, clock: FrozenClock, settings: Settings
 ) -> None:
-    settings = settings.replace(
-        smtp_url=f"smtp://127.0.0.1:{_free_port()}", notification_attempts=3
-    )
+    settings = settings.replace(smtp_url=f"smtp://127.0.0.1:{free_port()}", notification_attempts=3)
     await jobs.reminders(db, clock, settings)
     for _ in range(5):
         result = await jobs.deliver_mail(db, clock, settings)

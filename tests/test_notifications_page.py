@@ -5,22 +5,16 @@ dates of the notice texts in French, and the page at the three viewports for axe
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-import socket
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from email.message import Message
 from html import unescape
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from scheduling.clock import FrozenClock
@@ -41,6 +35,7 @@ from .factories import (
     make_slot,
     make_user,
 )
+from .mailbox import Inbox
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -294,41 +289,6 @@ async def test_the_page_reads_like_messages_with_links_and_no_delivery_state(
 
 
 # --- a cancellation -------------------------------------------------------------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        return "250 OK"
-
-    def parts(self, subject: str) -> list[str]:
-        """The text and calendar parts of every mail with this subject."""
-        return [
-            cast(bytes, part.get_payload(decode=True)).decode()
-            for m in self.messages
-            if str(m["Subject"]) == subject
-            for part in m.walk()
-            if part.get_content_maintype() == "text"
-        ]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, f"smtp://127.0.0.1:{port}"
-    finally:
-        controller.stop()
 
 
 async def test_a_cancellation_carries_no_room_link_nor_invitation_link(

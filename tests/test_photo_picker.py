@@ -51,6 +51,10 @@ async def test_the_photo_picker_works_from_the_keyboard(
     page, base, resident_id = await _new_request_page(site, db, browser)
     uploads: list[str] = []
     page.on("request", lambda r: uploads.append(r.url) if "/photos" in r.url else None)
+    # Playwright turns on file-chooser interception without waiting for the browser: a
+    # listener from the start makes sure it is on before the first Enter.
+    page.on("filechooser", lambda chooser: None)
+    await page.evaluate("1")  # a round trip, so the subscription has reached the browser
     text_file = tmp_path / "notes.txt"
     text_file.write_text("pas une photo")
     photo = tmp_path / "talon.png"

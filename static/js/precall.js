@@ -50,16 +50,7 @@
 
   // --- devices -----------------------------------------------------------------------------------
 
-  // getUserMedia's refusals, in words (never the exception's name).
-  function deviceProblem(err) {
-    var why = {
-      NotAllowedError: "l'accès a été refusé : autorisez la caméra et le micro dans le navigateur",
-      NotFoundError: "aucune caméra ou aucun micro n'a été trouvé",
-      NotReadableError: "la caméra ou le micro est utilisé par une autre application",
-      OverconstrainedError: "l'appareil choisi n'est plus disponible : choisissez-en un autre"
-    }[err && err.name];
-    return "Caméra ou micro inaccessible : " + (why || "autorisez-les dans le navigateur, ou vérifiez qu'aucune autre application ne les utilise") + ".";
-  }
+  var deviceProblem = window.telmiMediaWords.deviceProblem; // static/js/media-words.js
 
   function fill(select, devices, kind, name) {
     var chosen = select.value;

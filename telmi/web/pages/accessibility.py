@@ -17,6 +17,7 @@ from aiohttp import web
 
 from telmi import notify
 from telmi.keys import DB, SETTINGS, USER
+from telmi.labels import day_month
 from telmi.web.access import public, request_context
 from telmi.web.pages import forms
 from telmi.web.render import render
@@ -31,12 +32,6 @@ MESSAGE_LIMIT, EMAIL_LIMIT, PAGE_LIMIT = 2000, 254, 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 THANKS = "Merci, votre message a été transmis à l'équipe qui administre Telmi."
 FIELDS = ("message", "email", "page")
-MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre"]  # fmt: skip
-
-
-def french_date(day: date) -> str:
-    return f"{day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]} {day.year}"
 
 
 def _errors(values: dict[str, str]) -> dict[str, str]:
@@ -69,7 +64,7 @@ def _page(
         "accessibility.html",
         {
             "operator_title": OPERATOR[0].upper() + OPERATOR[1:],
-            "established": french_date(ESTABLISHED),
+            "established": day_month(ESTABLISHED),
             "site_url": request.app[SETTINGS].public_url,
             "values": values,
             "errors": errors,

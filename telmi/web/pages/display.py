@@ -15,24 +15,10 @@ from aiohttp import web
 
 from telmi.errors import Conflict, TelmiError, ValidationError
 from telmi.keys import SETTINGS
-from telmi.labels import LABELS, label
+from telmi.labels import LABELS, MONTHS, label
 from telmi.models import ActType, act_types_of
 
 WEEKDAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
-MONTHS = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-]
 
 
 FIELD_LABELS = {

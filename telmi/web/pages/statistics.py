@@ -20,7 +20,8 @@ from yarl import URL
 from telmi import stats, values
 from telmi.errors import ValidationError
 from telmi.keys import DB, SETTINGS
-from telmi.labels import label
+from telmi.labels import MONTHS as LONG_MONTHS
+from telmi.labels import day_month, label
 from telmi.models import ActType, FacilityCategory, Role
 from telmi.web.access import request_context, roles
 from telmi.web.pages import charts
@@ -40,20 +41,6 @@ MONTHS = [
     "oct.",
     "nov.",
     "déc.",
-]
-MONTH_NAMES = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
 ]
 # Page field -> statistics API filter.
 FILTERS = {
@@ -88,11 +75,6 @@ class DataTable:
     caption: str
     columns: list[str]  # <th scope="col">, the first one over the row headers
     rows: list[DataRow]
-
-
-def day_month(day: date) -> str:
-    """« 1er décembre », « 2 décembre »."""
-    return f"{'1er' if day.day == 1 else day.day} {MONTH_NAMES[day.month - 1]}"
 
 
 def _year(raw: str | None, today: date) -> int:
@@ -153,7 +135,7 @@ async def statistics(request: web.Request) -> web.Response:
     partial = year == today.year
     running = today.month - 1 if partial else None
     shown_months = 12 if year < today.year else today.month
-    through = day_month(last)
+    through = day_month(last, year=False)
     same_dates = f" (du 1er janvier au {through})" if partial else ""
     total = seen.total
     csv_params = params | {"format": "csv", "sep": ";"}
@@ -161,7 +143,7 @@ async def statistics(request: web.Request) -> web.Response:
     monthly = seen.monthly[:shown_months]
     month_rows = [
         DataRow(
-            f"{MONTH_NAMES[m].capitalize()} {year}"
+            f"{LONG_MONTHS[m].capitalize()} {year}"
             + (f" — mois en cours (jusqu'au {through})" if m == running else ""),
             [charts.number(now), charts.number(before)],
             partial=m == running,
@@ -201,7 +183,7 @@ async def statistics(request: web.Request) -> web.Response:
         "last": last,
         "through": through,
         "partial": partial,
-        "running_month": MONTH_NAMES[running] if running is not None else None,
+        "running_month": LONG_MONTHS[running] if running is not None else None,
         "chosen": chosen,
         "options": {
             "departement": sorted(seen.names["departement"].items()),
