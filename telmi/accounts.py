@@ -12,19 +12,23 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import Field
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import make_transient_to_detached, selectinload
 
 from telmi import audit
 from telmi.context import Context
+from telmi.db import Executor, Prepared
 from telmi.errors import Conflict, NotFound, Throttled, ValidationError
 from telmi.models import ApiToken, Facility, LoginAttempt, Role, Specialty, User, WebSession
+from telmi.paging import DEFAULT_LIMIT, Key, Keyset, Page
 from telmi.values import Body, luhn_valid, text
 
 MIN_PASSWORD_LENGTH = 12
@@ -155,6 +159,23 @@ async def list_users(session: AsyncSession) -> list[User]:
         .order_by(User.role, User.email)
     )
     return list(await session.scalars(query))
+
+
+# « Comptes » by role then e-mail (unique), a page read off `ix_users_role_email`.
+USERS = Keyset("users", (str, str))
+
+
+async def users_page(
+    session: AsyncSession, *, after: Key | None = None, limit: int = DEFAULT_LIMIT
+) -> Page[User]:
+    """The accounts a page at a time: `limit + 1` users, then their facilities and
+    specialties in one query each (for this page's users only)."""
+    query = select(User).options(selectinload(User.facility), selectinload(User.specialty))
+    if after is not None:
+        query = query.where(tuple_(User.role, User.email) > tuple_(*after))
+    query = query.order_by(User.role, User.email).limit(limit + 1)
+    found = list(await session.scalars(query))
+    return Page.of(found, limit, lambda u: (u.role.value, u.email))
 
 
 async def disable_user(session: AsyncSession, user: User, *, now: datetime) -> None:
@@ -331,26 +352,35 @@ async def create_token(session: AsyncSession, ctx: Context, new: NewToken) -> tu
     return token, raw
 
 
-# Built once: this runs on every bearer-authenticated request.
-_TOKEN_USER = (
-    select(ApiToken.revoked_at, ApiToken.expires_at, User)
-    .join(User, User.id == ApiToken.user_id)
-    .where(ApiToken.token_hash == bindparam("token_hash"))
+# Built once, on the tables: this runs on every bearer-authenticated request, on a bare
+# connection (no ORM session), and the user is built from the row.
+_USER_COLUMNS = tuple((prop.key, prop.columns[0]) for prop in sa_inspect(User).column_attrs)
+_TOKENS = ApiToken.__table__.c
+_TOKEN_USER = Prepared(
+    select(_TOKENS.revoked_at, _TOKENS.expires_at, *(column for _, column in _USER_COLUMNS))
+    .join_from(ApiToken.__table__, User.__table__, User.__table__.c.id == _TOKENS.user_id)
+    .where(_TOKENS.token_hash == bindparam("token_hash"))
 )
 
 
-async def resolve_token(session: AsyncSession, raw: str, *, now: datetime) -> User | None:
-    row = (await session.execute(_TOKEN_USER, {"token_hash": sha256(raw)})).one_or_none()
+def _detached_user(values: dict[str, Any]) -> User:
+    """The user of a Core row, as a closed session would have left it (detached, loaded)."""
+    user = User(**values)
+    make_transient_to_detached(user)
+    return user
+
+
+async def resolve_token(executor: Executor, raw: str, *, now: datetime) -> User | None:
+    """The active user behind a live token; read on every request, so a revoked or expired
+    token, or a disabled user, is refused from the next request on."""
+    row = await _TOKEN_USER.first(executor, {"token_hash": sha256(raw)})
     if row is None:
         return None
-    revoked_at, expires_at, user = row
-    if (
-        revoked_at is not None
-        or (expires_at is not None and expires_at <= now)
-        or not user.is_active
-    ):
+    revoked_at, expires_at = row[0], row[1]
+    if revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
-    return user
+    values = {key: value for (key, _), value in zip(_USER_COLUMNS, row[2:], strict=True)}
+    return _detached_user(values) if values["is_active"] else None
 
 
 async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:

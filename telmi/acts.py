@@ -20,12 +20,12 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, and_, func, insert, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +39,7 @@ from telmi.models import (
     Act,
     ActDocument,
     ActMonth,
+    ActMonthPatient,
     ActType,
     Departement,
     Facility,
@@ -48,7 +49,8 @@ from telmi.models import (
     Specialty,
     User,
 )
-from telmi.values import MAX_ID, Body, LocalDate, Query
+from telmi.paging import Key, Keyset, Page, PageQuery
+from telmi.values import Body, LocalDate
 from telmi.values import text as text_of
 
 GENESIS = "0" * 64
@@ -99,6 +101,7 @@ HASHED = (
 
 _ACTS = cast(Table, Act.__table__)
 _MONTHS = cast(Table, ActMonth.__table__)
+_PATIENTS = cast(Table, ActMonthPatient.__table__)
 
 
 class ActCancellation(Body):
@@ -107,11 +110,32 @@ class ActCancellation(Body):
     )
 
 
-class ActLogQuery(Query):
+class ActLogQuery(PageQuery):
+    """A page of the log, newest first, over local days (the platform's time zone)."""
+
     start: LocalDate | None = Field(None, alias="from")
     end: LocalDate | None = Field(None, alias="to", description="inclusive")
-    after: int = Field(0, ge=0, le=MAX_ID, description="the last id of the previous page")
-    limit: int = Field(100, ge=1, le=1000)
+
+    def scope(self, specialist_id: int | None) -> str:
+        """What a cursor of this list is bound to: the period and whose acts."""
+        return f"{self.start or ''}|{self.end or ''}|{specialist_id or ''}"
+
+    def period(self, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+        """The local days as instants: from the first day's midnight to the one after the
+        last (`occurred_on` is the same local day, fixed at write time)."""
+
+        def midnight(day: date) -> datetime:
+            return datetime.combine(day, time(0), tz).astimezone(UTC)
+
+        since = None if self.start is None else midnight(self.start)
+        until = None if self.end is None else midnight(self.end + timedelta(days=1))
+        return since, until
+
+
+# Newest first by when the act happened: the order a reader of the log expects, and one an
+# index serves with a period, for all acts or one specialist's (id order, the chain's, cannot
+# be read a page at a time within a period).
+LOG = Keyset("acts", (datetime, int))
 
 
 class DuplicateSource(Conflict):
@@ -221,6 +245,18 @@ def _rollup_upsert(dialect: str) -> Any:
 _ROLLUP = {name: _rollup_upsert(name) for name in ("postgresql", "sqlite")}
 
 
+def _patients_upsert(dialect: str) -> Any:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(_PATIENTS)
+    return stmt.on_conflict_do_update(
+        index_elements=list(_PATIENTS.primary_key.columns),
+        set_={"acts": _PATIENTS.c.acts + stmt.excluded.acts},
+    )
+
+
+_PATIENT_SETS = {name: _patients_upsert(name) for name in ("postgresql", "sqlite")}
+
+
 def _rollup_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cells: dict[tuple[Any, ...], list[int]] = {}
     for v in entries:
@@ -235,6 +271,15 @@ def _rollup_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 ROLLUP_KEYS = tuple(c.name for c in _MONTHS.primary_key.columns)
+PATIENT_KEYS = tuple(c.name for c in _PATIENTS.primary_key.columns)
+
+
+def _patient_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cells: dict[tuple[Any, ...], int] = {}
+    for v in entries:
+        key = tuple(v[name] for name in PATIENT_KEYS)
+        cells[key] = cells.get(key, 0) + v["sign"]
+    return [dict(zip(PATIENT_KEYS, key, strict=True)) | {"acts": n} for key, n in cells.items()]
 
 
 async def _write(
@@ -268,7 +313,9 @@ async def _write(
         if is_unique_violation(exc):
             raise DuplicateSource() from None
         raise
-    await session.execute(_ROLLUP[dialect_name(session)], _rollup_rows(entries))
+    dialect = dialect_name(session)
+    await session.execute(_ROLLUP[dialect], _rollup_rows(entries))
+    await session.execute(_PATIENT_SETS[dialect], _patient_rows(entries))
     return written
 
 
@@ -474,24 +521,52 @@ async def get(session: AsyncSession, act_id: int) -> Act:
     return act
 
 
+def page_query(
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    after: Key | None,
+    limit: int,
+    specialist_id: int | None = None,
+) -> Any:
+    """The one statement a page costs: `limit + 1` rows off `(specialist_id,) occurred_at,
+    id`.
+
+    One specialist's acts are asked as a range of one value, ordered by it too: with an
+    equality PostgreSQL may walk the time index of all acts, the log being in time order,
+    and filter, reading every act since the specialist's last; only their own index gives
+    this order."""
+    query = select(Act)
+    key: list[Any] = [Act.occurred_at, Act.id]
+    if specialist_id is not None:
+        query = query.where(Act.specialist_id.between(specialist_id, specialist_id))
+        key.insert(0, Act.specialist_id)
+        after = None if after is None else (specialist_id, *after)
+    if since is not None:
+        query = query.where(Act.occurred_at >= since)
+    if until is not None:
+        query = query.where(Act.occurred_at < until)
+    if after is not None:
+        query = query.where(tuple_(*key) < after)
+    return query.order_by(*(column.desc() for column in key)).limit(limit + 1)
+
+
 async def page(
     session: AsyncSession,
     *,
-    start: date | None,
-    end: date | None,
-    after_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    after: Key | None,
     limit: int,
     specialist_id: int | None = None,
-) -> list[Act]:
-    """Acts in id order (the chain's order), from a date range, for admins and specialists."""
-    query = select(Act).where(Act.id > after_id).order_by(Act.id).limit(limit)
-    if start is not None:
-        query = query.where(Act.occurred_on >= start)
-    if end is not None:
-        query = query.where(Act.occurred_on < end)
-    if specialist_id is not None:
-        query = query.where(Act.specialist_id == specialist_id)
-    return list(await session.scalars(query))
+) -> Page[Act]:
+    """Acts newest first within `[since, until)`, a page at a time, for admins (all) and
+    specialists (their own)."""
+    query = page_query(
+        since=since, until=until, after=after, limit=limit, specialist_id=specialist_id
+    )
+    rows = list(await session.scalars(query))
+    return Page.of(rows, limit, lambda a: (a.occurred_at, a.id))
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -502,7 +577,8 @@ class Verdict:
     checked: int
     broken_id: int | None = None
     problem: str = ""
-    rollup_mismatches: int = 0
+    rollup_mismatches: int = 0  # cells of `act_months`, plus rows of `act_month_patients`
+    patient_mismatches: int = 0  # the rows of `act_month_patients` among them
 
     @property
     def ok(self) -> bool:
@@ -532,7 +608,8 @@ async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
 
 async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = None) -> Verdict:
     """Recompute the chain from the first act; name the first entry whose hash is wrong or
-    whose link to its predecessor is. Then check the rollup against the log's sums."""
+    whose link to its predecessor is. Then check the rollup and its patient sets against
+    the log's sums."""
     total = int(await session.scalar(select(func.count()).select_from(Act)) or 0)
     expected_prev, checked = GENESIS, 0
     async for r in _rows(session, batch):
@@ -546,7 +623,12 @@ async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = No
             progress(checked, total)
     if progress is not None:
         progress(checked, total)
-    return Verdict(checked, rollup_mismatches=await rollup_mismatches(session))
+    patients = await patient_mismatches(session)
+    return Verdict(
+        checked,
+        rollup_mismatches=await rollup_mismatches(session) + patients,
+        patient_mismatches=patients,
+    )
 
 
 async def rollup_mismatches(session: AsyncSession) -> int:
@@ -571,3 +653,23 @@ async def rollup_mismatches(session: AsyncSession) -> int:
     }
     log_cells = {k: v for k, v in log_cells.items() if v != (0, 0)}
     return sum(log_cells.get(k) != rollup_cells.get(k) for k in log_cells.keys() | rollup_cells)
+
+
+async def patient_mismatches(session: AsyncSession) -> int:
+    """(month, cell, patient) rows where `act_month_patients` differs from the log's net
+    acts, zeros left out on both sides. Counted in SQL: there are about as many rows as acts."""
+    keys = [_ACTS.c[name] for name in PATIENT_KEYS]
+    net = func.sum(_ACTS.c.sign)
+    log = select(*keys, net.label("acts")).group_by(*keys).having(net != 0).subquery()
+    same = and_(*(log.c[name] == _PATIENTS.c[name] for name in PATIENT_KEYS))
+    unmatched_log = (
+        select(func.count())
+        .select_from(log.outerjoin(_PATIENTS, and_(same, _PATIENTS.c.acts == log.c.acts)))
+        .where(_PATIENTS.c.month.is_(None))
+    )
+    only_kept = (
+        select(func.count())
+        .select_from(_PATIENTS.outerjoin(log, same))
+        .where(_PATIENTS.c.acts != 0, log.c.month.is_(None))
+    )
+    return int(await session.scalar(unmatched_log) or 0) + int(await session.scalar(only_kept) or 0)

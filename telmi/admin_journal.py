@@ -1,5 +1,9 @@
 """« Journal d'administration »: the audit events that record an admin change (a facility,
-a specialty, an account, a form, an import), newest first, with the fields each changed."""
+a specialty, an account, a form, an import), newest first, with the fields each changed.
+
+A page reads `limit + 1` rows off `ix_audit_events_admin_id`, a partial index over the admin
+actions only: the reads and care acts around them (most of the table) are never scanned.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi.models import AuditEvent, User
+from telmi.models import ADMIN_ACTION_PREFIXES, AuditEvent, User
+from telmi.paging import DEFAULT_LIMIT, Key, Keyset, Page
 
-PAGE_SIZE = 50
-# The actions an administrator's change writes (the reads and the care acts are elsewhere).
-ADMIN_PREFIXES = (
-    "facility.",
-    "specialty.",
-    "user.",
-    "account.",
-    "form.",
-    "finess.",
-    "departement.",
-)
+KEYSET = Keyset("admin_journal", (int,))
+
+
+def admin_change() -> ColumnElement[bool]:
+    """The partial index's own predicate, with its constants written in the statement (a
+    bound parameter would keep PostgreSQL from proving that the index covers the query)."""
+    return or_(*(AuditEvent.action.like(literal_column(f"'{p}%'")) for p in ADMIN_ACTION_PREFIXES))
 
 
 @dataclass(frozen=True)
@@ -47,31 +48,30 @@ def _rows(detail: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 async def changes(
-    session: AsyncSession, *, before_id: int | None = None, limit: int = PAGE_SIZE
-) -> tuple[list[Change], int | None]:
-    """A page of admin changes, newest first, and the id cursor of the next page."""
+    session: AsyncSession, *, after: Key | None = None, limit: int = DEFAULT_LIMIT
+) -> Page[Change]:
+    """A page of admin changes, newest first, after the key of the previous page."""
     query = (
         select(AuditEvent, User.full_name, User.email)
         .outerjoin(User, User.id == AuditEvent.actor_id)
-        .where(or_(*(AuditEvent.action.startswith(p) for p in ADMIN_PREFIXES)))
+        .where(admin_change())
         .order_by(AuditEvent.id.desc())
         .limit(limit + 1)
     )
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
+    if after is not None:
+        query = query.where(AuditEvent.id < after[0])
     found = (await session.execute(query)).all()
-    page = [
-        Change(
-            e.id,
-            e.at,
-            name or "",
-            email or "",
-            e.action,
-            e.target_type,
-            e.target_id,
-            _rows(e.detail or {}),
-            e.detail or {},
-        )  # fmt: skip
-        for e, name, email in found[:limit]
-    ]
-    return page, page[-1].id if len(found) > limit else None
+    page = Page.of(found, limit, lambda row: (row[0].id,))
+    return page.map(
+        lambda row: Change(
+            row[0].id,
+            row[0].at,
+            row[1] or "",
+            row[2] or "",
+            row[0].action,
+            row[0].target_type,
+            row[0].target_id,
+            _rows(row[0].detail or {}),
+            row[0].detail or {},
+        )
+    )

@@ -1,6 +1,6 @@
 """Calendar views for the pages: a specialist's week, a slot being booked, booked conflicts.
 
-These only read slots and bookings; `week_of` goes through `booking.list_bookings` so that
+These only read slots and bookings; `week_of` goes through `booking.bookings_between` so that
 showing patient references in the agenda is audited like every other listing of bookings.
 """
 
@@ -215,7 +215,7 @@ async def days_of(
     specialist, now = ctx.caller, ctx.now
     start = datetime.combine(first, time(), tzinfo=tz)
     end = datetime.combine(first + timedelta(days=count), time(), tzinfo=tz)
-    bookings = await booking.list_bookings(session, ctx, start=start, end=end, limit=WEEK_LIMIT)
+    bookings = await booking.bookings_between(session, ctx, start, end, limit=WEEK_LIMIT)
     carried = {b.slot.id: b for b in bookings if _shown(b, now)}
     slots = await session.scalars(
         select(Slot)

@@ -5,14 +5,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, insert, select
+from sqlalchemy import cast as cast_
 
 from telmi.context import Context
 from telmi.db import Executor
 from telmi.models import AuditEvent, User
 
 # Built once, on the table: audit rows are written on hot paths and never read back.
-_INSERT = insert(cast(Table, AuditEvent.__table__))
+_TABLE = cast(Table, AuditEvent.__table__)
+_INSERT = insert(_TABLE)
+_PREFIX = "audit_"
+
+
+def insert_after(source: Any, target_id: ColumnElement[Any]) -> Insert:
+    """An INSERT of one event per row of `source` (a CTE of the statement that made the
+    target), naming the target by its column: a write and its audit event in one statement.
+    Its parameters are `params(ctx, ...)`."""
+    names = [c.name for c in _TABLE.c if c.name != "id"]
+    values = [
+        cast_(target_id, _TABLE.c.target_id.type)
+        if name == "target_id"
+        else bindparam(_PREFIX + name, type_=_TABLE.c[name].type)
+        for name in names
+    ]
+    return insert(_TABLE).from_select(names, select(*values).select_from(source))
+
+
+def params(
+    ctx: Context,
+    action: str,
+    *,
+    target_type: str = "",
+    patient_id: int | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
+    """The parameters of `insert_after`: the request's caller, instant and address."""
+    actor = ctx.user
+    return {
+        _PREFIX + "at": ctx.now,
+        _PREFIX + "actor_id": actor.id if actor else None,
+        _PREFIX + "actor_role": actor.role.value if actor else "",
+        _PREFIX + "actor_facility_id": actor.facility_id if actor else None,
+        _PREFIX + "patient_id": patient_id,
+        _PREFIX + "action": action,
+        _PREFIX + "target_type": target_type,
+        _PREFIX + "address": ctx.address,
+        _PREFIX + "detail": detail,
+    }
 
 
 async def record(

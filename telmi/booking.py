@@ -8,20 +8,37 @@ zero rows changed means someone else got there first.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import Field
-from sqlalchemy import Table, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
-from telmi import audit, form_versions, patients
+from telmi import audit, availability, form_versions, idempotency, patients, request_forms
 from telmi.context import Context
-from telmi.db import Executor, is_unique_violation
+from telmi.db import Executor, Prepared, constraint_name, is_unique_violation
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ACT_BITS,
@@ -32,6 +49,7 @@ from telmi.models import (
     Consultation,
     Facility,
     Patient,
+    RequestForm,
     Role,
     Slot,
     SlotStatus,
@@ -39,9 +57,9 @@ from telmi.models import (
     User,
     act_types_of,
 )
-from telmi.values import MAX_ID, Answers, Body, Id, text
-
-MAX_PAGE = 100
+from telmi.paging import DEFAULT_LIMIT, Key, Keyset, Page
+from telmi.request_forms import FormDefinition
+from telmi.values import Answers, Body, Id, text
 
 
 class NewBooking(Body):
@@ -102,23 +120,31 @@ class FreeSlot:
         }
 
 
-def encode_cursor(slot: FreeSlot) -> str:
-    raw = f"{slot.starts_at.isoformat()}|{slot.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# Both lists are read in start order, ties broken by id: the key is (start, id).
+SLOTS = Keyset("slots", (datetime, int))
+BOOKINGS = Keyset("bookings", (datetime, int))
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, slot_id = raw.split("|")
-        at = datetime.fromisoformat(when)
-        if at.tzinfo is None:
-            raise ValueError("naive instant")
-        if not (slot_id.isdigit() and len(slot_id) <= 10 and 1 <= int(slot_id) <= MAX_ID):
-            raise ValueError("slot id")
-        return at, int(slot_id)
-    except (ValueError, UnicodeDecodeError, ValidationError):
-        raise ValidationError("Curseur de pagination invalide.", field="cursor") from None
+def search_scope(
+    *,
+    specialty: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    departement: str | None = None,
+    act_type: ActType | None = None,
+) -> str:
+    """The filters a search cursor is bound to: another search cannot continue from it.
+
+    `start` is the bound the caller gave (None for « from now »), not the instant it became.
+    Hashed: a cursor is signed, not sealed, and need not repeat the search in clear."""
+    parts = (
+        specialty or "",
+        start.isoformat() if start else "",
+        end.isoformat() if end else "",
+        departement or "",
+        act_type.value if act_type else "",
+    )
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 
 def _taken(slot_id: Any, now: datetime) -> Any:
@@ -147,10 +173,10 @@ async def search_free_slots(
     departement: str | None = None,
     act_type: ActType | None = None,
     now: datetime,
-    limit: int = 20,
-    cursor: str | None = None,
-) -> tuple[list[FreeSlot], str | None]:
-    """Free slots earliest first across specialists; returns a page and the next cursor."""
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[FreeSlot]:
+    """Free slots earliest first across specialists, a page after the key `after`."""
     specialist = aliased(User)
     query: Any = (
         select(
@@ -183,21 +209,18 @@ async def search_free_slots(
         query = query.where(specialist.departement_code == departement)
     if act_type is not None:
         query = query.where(Slot.act_mask.op("&")(ACT_BITS[act_type]) != 0)
-    if cursor is not None:
-        after, after_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Slot.starts_at > after, and_(Slot.starts_at == after, Slot.id > after_id))
-        )
+    if after is not None:
+        # The range bound lets the index start at the key; the rest breaks a tie on id.
+        at, after_id = after
+        query = query.where(Slot.starts_at >= at, or_(Slot.starts_at > at, Slot.id > after_id))
     rows = (await session.execute(query)).all()
     if not rows and specialty is not None:
         if await session.scalar(select(Specialty.id).where(Specialty.code == specialty)) is None:
             raise ValidationError(f"Spécialité « {specialty} » inconnue.", field="specialty")
     found = [
-        FreeSlot(r[0], r[1], r[2], act_types_of(r[3]), r[4], r[5], r[6], r[7], r[8])
-        for r in rows[:limit]
+        FreeSlot(r[0], r[1], r[2], act_types_of(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows
     ]
-    next_cursor = encode_cursor(found[-1]) if len(rows) > limit else None
-    return found, next_cursor
+    return Page.of(found, limit, lambda s: (s.starts_at, s.id))
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -407,6 +430,12 @@ async def _target(
             _TARGET, {"slot_id": slot_id, "facility_id": facility_id, "patient_id": patient_id}
         )
     ).first()
+    return _checked(r, slot_id, act_type, now, patient_id)
+
+
+def _checked(
+    r: Any, slot_id: int, act_type: ActType | None, now: datetime, patient_id: int | None
+) -> _Target:
     if r is None:
         raise NotFound(f"Créneau {slot_id} introuvable.", code="slot_not_found")
     target = _Target(SlotView(*r[:8]), *cast(Any, r[8:17]))
@@ -445,12 +474,18 @@ _BOOKINGS = cast(Table, Booking.__table__)
 _INSERT = insert(_BOOKINGS).returning(_BOOKINGS.c.id)
 
 
-async def _insert_booking(session: Executor, values: dict[str, Any]) -> int:
+async def _insert_booking(session: Executor, values: dict[str, Any], slot: SlotView) -> int:
     """Insert an active booking; a second active booking for the slot is a SlotTaken.
 
+    The slot's specialist and times are copied onto the booking (the lists' index).
     No savepoint: a SlotTaken ends the whole transaction anyway."""
+    row = values | {
+        "specialist_id": slot.specialist_id,
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+    }
     try:
-        return int((await session.execute(_INSERT, values)).scalar_one())
+        return int((await session.execute(_INSERT, row)).scalar_one())
     except IntegrityError as exc:
         if is_unique_violation(exc):
             raise SlotTaken() from None
@@ -499,28 +534,73 @@ async def hold_slot(
         "reason": "",
         "cancel_reason": "",
     }
-    booking_id = await _insert_booking(session, values)
+    booking_id = await _insert_booking(session, values, target.slot)
     await audit.event(session, ctx, "booking.held", target_type="booking", target_id=booking_id)
     return _new(booking_id, target, values)
 
 
-async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
-    """Confirm a booking for the caller's facility, converting the caller's own hold if any.
+# The latest stored version of the slot's specialty form for the act: the booking names it.
+_FORMS = cast(Table, RequestForm.__table__).c
 
-    The common case is three statements: read the slot, insert the booking, audit."""
+
+def _latest_form(column: Any) -> Any:
+    return (
+        select(column)
+        .where(_FORMS.specialty_id == Slot.specialty_id, _FORMS.act_type == bindparam("act_type"))
+        .order_by(_FORMS.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# `_TARGET` and the form to fill, in one statement: every booking reads it.
+_BOOK_TARGET = Prepared(
+    _TARGET.add_columns(_latest_form(_FORMS.id), _latest_form(sa_cast(_FORMS.definition, Text)))
+)
+# Parsed definitions by their stored text: a stored version never changes.
+_DEFINITIONS: dict[str, FormDefinition] = {}
+
+
+def _definition(stored: str) -> FormDefinition:
+    found = _DEFINITIONS.get(stored)
+    if found is None:
+        if len(_DEFINITIONS) >= 256:
+            _DEFINITIONS.clear()
+        found = _DEFINITIONS[stored] = FormDefinition.model_validate_json(stored)
+    return found
+
+
+async def _prepare(
+    session: Executor, ctx: Context, new: NewBooking
+) -> tuple[_Target, dict[str, Any]]:
+    """The checks of a booking and the row to write: one read (the slot, the facility, the
+    resident, any hold, the form), then the answers checked against the form."""
     user, now, act_type = ctx.caller, ctx.now, new.act_type
     facility_id = _staff_only(user)
     if new.facility_id not in (None, facility_id):
         raise Forbidden("Vous ne réservez que pour votre propre établissement.")
-    fields = {
+    params = {
+        "slot_id": new.slot_id,
+        "facility_id": facility_id,
         "patient_id": new.patient_id,
-        "reason": new.reason,
         "act_type": act_type,
     }
-    target = await _target(session, new.slot_id, facility_id, act_type, now, new.patient_id)
-    fields["form_id"], fields["answers"] = await form_versions.answered(
-        session, target.slot.specialty_id, act_type, new.answers, now=now
-    )
+    r = await _BOOK_TARGET.first(session, params)
+    target = _checked(r, new.slot_id, act_type, now, new.patient_id)
+    form_id, definition = cast(Any, r)[17:19]  # r is a row: `_checked` refuses None
+    answers: dict[str, Any] | None = None
+    if form_id is not None:
+        answers = request_forms.validate_answers(_definition(definition), new.answers, strict=True)
+    elif request_forms.builtin_for(target.slot.specialty_code, act_type) is not None:
+        # A built-in form not saved yet: saved now as version 1, so the answers name it.
+        form_id, answers = await form_versions.answered(
+            session, target.slot.specialty_id, act_type, new.answers, now=now
+        )
+    elif new.answers:
+        raise ValidationError(
+            "Cette spécialité ne demande pas de formulaire : « answers » doit être vide.",
+            field="answers",
+        )
     values: dict[str, Any] = {
         "slot_id": target.slot.id,
         "facility_id": facility_id,
@@ -529,8 +609,24 @@ async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
         "created_at": now,
         "confirmed_at": now,
         "cancel_reason": "",
-        **fields,
+        "patient_id": new.patient_id,
+        "reason": new.reason,
+        "act_type": act_type,
+        "form_id": form_id,
+        "answers": answers,
     }
+    return target, values
+
+
+async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
+    """Confirm a booking for the caller's facility, converting the caller's own hold if any.
+
+    The common case is three statements: read the slot (and its form), insert the booking,
+    audit. `book_at_once` makes it two, without a transaction, where it can."""
+    now = ctx.now
+    target, values = await _prepare(session, ctx, new)
+    facility_id = values["facility_id"]
+    fields = {k: values[k] for k in ("patient_id", "reason", "act_type", "form_id", "answers")}
     booking_id = None
     own_hold = (
         target.hold_id is not None
@@ -554,9 +650,91 @@ async def book(session: Executor, ctx: Context, new: NewBooking) -> BookingView:
         booking_id = confirmed.scalar_one_or_none()
     if booking_id is None:
         await _release_expired_hold(session, target, now)
-        booking_id = await _insert_booking(session, values)
-    await audit.event(session, ctx, "booking.created", target_type="booking", target_id=booking_id)
+        booking_id = await _insert_booking(session, values, target.slot)
+    await audit.event(
+        session,
+        ctx,
+        "booking.created",
+        target_type="booking",
+        target_id=booking_id,
+        patient_id=new.patient_id,
+    )
     return _new(booking_id, target, values)
+
+
+_SLOTS = cast(Table, Slot.__table__).c
+# The slot is still open and to come when the row is written (it was when it was read).
+_STILL_OPEN = exists().where(
+    _SLOTS.id == bindparam("slot_id"),
+    _SLOTS.status == SlotStatus.OPEN,
+    _SLOTS.starts_at > bindparam("now"),
+)
+_AT_ONCE: dict[tuple[str, ...], Prepared] = {}
+
+
+def _at_once(columns: tuple[str, ...]) -> Prepared:
+    """INSERT the booking if its slot is still open, then its audit event and the key with
+    the response (the booking's id set in SQL), as CTEs of one statement."""
+    found = _AT_ONCE.get(columns)
+    if found is None:
+        c = _BOOKINGS.c
+        row = select(*(bindparam(name, type_=c[name].type) for name in columns))
+        booked = (
+            insert(_BOOKINGS)
+            .from_select(list(columns), row.where(_STILL_OPEN))
+            .returning(c.id)
+            .cte("booked")
+        )
+        response = sa_cast(
+            sa_cast(bindparam("response", type_=JSONB), JSONB).op("||")(
+                func.jsonb_build_object("id", booked.c.id)
+            ),
+            JSON,
+        )
+        audited = audit.insert_after(booked, booked.c.id).cte("audited")
+        keyed = idempotency.insert_after(booked, response).cte("keyed")
+        found = _AT_ONCE[columns] = Prepared(select(booked.c.id).add_cte(audited, keyed))
+    return found
+
+
+async def book_at_once(
+    conn: AsyncConnection, ctx: Context, new: NewBooking, key: idempotency.Pending
+) -> BookingView | None:
+    """`book` and the key's response in two statements and no transaction (PostgreSQL, on
+    an autocommit connection): the read, then one statement writing the booking, its audit
+    event and the key, all or nothing. None if the slot has a hold (converted or released
+    by `book`, in a transaction).
+
+    The write re-checks that the slot is still open and to come; the partial unique index
+    still decides between two bookers, and the key's unique index between two twins."""
+    target, values = await _prepare(conn, ctx, new)
+    if target.hold_id is not None:
+        return None
+    slot = target.slot
+    row = values | {
+        "specialist_id": slot.specialist_id,
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+    }
+    view = _new(0, target, values)
+    params = {
+        **row,
+        "now": ctx.now,
+        "response": view.as_json(),
+        **audit.params(ctx, "booking.created", target_type="booking", patient_id=new.patient_id),
+        **idempotency.params(key),
+    }
+    try:
+        written = await _at_once(tuple(row)).first(conn, params)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            if constraint_name(exc) == idempotency.KEY_CONSTRAINT:
+                raise idempotency.KeyTaken() from None
+            raise SlotTaken() from None
+        raise
+    if written is None:
+        raise Conflict("Ce créneau n'est plus proposé.", code="slot_unavailable")
+    return dataclasses.replace(view, id=written[0])
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -573,46 +751,115 @@ async def get_booking(session: AsyncSession, ctx: Context, booking_id: int) -> B
     return booking
 
 
+# A slot lasts at most this long (rules are the only source of slots, and they cap it), so a
+# booking still in progress started less than this before now: the bound lets the upcoming
+# list start its index range there instead of at the facility's first booking.
+LONGEST_SLOT = timedelta(minutes=availability.MAX_SLOT_MINUTES)
+_LISTED = Booking.status != literal_column("'expired'")  # the lists' partial indexes' predicate
+
+
+def _seen_by(user: User) -> Any:
+    if user.role is Role.STAFF:
+        return Booking.facility_id == user.facility_id
+    if user.role is Role.SPECIALIST:
+        return Booking.specialist_id == user.id
+    raise Forbidden("Les rendez-vous ne sont visibles que des établissements et des spécialistes.")
+
+
+def list_query(
+    user: User,
+    now: datetime,
+    *,
+    past: bool = False,
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
+    holds: bool = True,
+) -> Any:
+    """The statement of one page of bookings: upcoming (not ended yet) earliest first, or
+    past (ended) latest first, in slot order then id, after the key of the previous page.
+
+    It reads `limit + 1` rows off `ix_bookings_facility_starts_at` (staff) or
+    `ix_bookings_specialist_starts_at` (specialist), whatever the history's length: the
+    order is the index's, and the range starts at the key (or at now)."""
+    # One range bound on `starts_at` (SQLite takes one as the index range, not a row value),
+    # the rest a filter that only breaks ties on id.
+    query = _VIEW.where(_seen_by(user), _LISTED)
+    if not holds:
+        query = query.where(Booking.status != BookingStatus.HELD)
+    if past:
+        query = query.where(Booking.ends_at <= now).order_by(
+            Booking.starts_at.desc(), Booking.id.desc()
+        )
+        if after is None:
+            query = query.where(Booking.starts_at < now)
+        else:
+            at, after_id = after
+            query = query.where(
+                Booking.starts_at <= at, or_(Booking.starts_at < at, Booking.id < after_id)
+            )
+    else:
+        query = query.where(Booking.ends_at > now).order_by(Booking.starts_at, Booking.id)
+        if after is None or after[0] <= now - LONGEST_SLOT:
+            query = query.where(Booking.starts_at > now - LONGEST_SLOT)
+        else:
+            at, after_id = after
+            query = query.where(
+                Booking.starts_at >= at, or_(Booking.starts_at > at, Booking.id > after_id)
+            )
+    return query.limit(limit + 1)
+
+
 async def list_bookings(
     session: AsyncSession,
     ctx: Context,
     *,
     past: bool = False,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = 200,
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
+    holds: bool = True,
+    record: bool = True,
+) -> Page[BookingView]:
+    """A page of the facility's bookings (staff) or of the specialist's, upcoming or past.
+
+    Patient references are shown: the page is one `booking.listed` audit event naming its
+    ids (call it in a write transaction). A caller showing several lists in one answer
+    passes `record=False` and calls `record_listed` once with all of them."""
+    query = list_query(ctx.caller, ctx.now, past=past, after=after, limit=limit, holds=holds)
+    rows = [_view(r) for r in await session.execute(query)]
+    page = Page.of(rows, limit, lambda b: (b.slot.starts_at, b.id))
+    if record:
+        await record_listed(session, ctx, page.items)
+    return page
+
+
+async def bookings_between(
+    session: AsyncSession, ctx: Context, start: datetime, end: datetime, *, limit: int
 ) -> list[BookingView]:
-    """The facility's bookings (staff) or the specialist's agenda, upcoming or past."""
-    user, now, query = ctx.caller, ctx.now, _VIEW
-    if user.role is Role.STAFF:
-        query = query.where(Booking.facility_id == user.facility_id)
-    elif user.role is Role.SPECIALIST:
-        query = query.where(Slot.specialist_id == user.id)
-    else:
-        raise Forbidden(
-            "Les rendez-vous ne sont visibles que des établissements et des spécialistes."
+    """The caller's bookings starting in [start, end), in slot order: a calendar's window,
+    bounded by its length (the agenda's week). One `booking.listed` event."""
+    query = (
+        _VIEW.where(
+            _seen_by(ctx.caller), _LISTED, Booking.starts_at >= start, Booking.starts_at < end
         )
-    query = query.where(Booking.status != BookingStatus.EXPIRED)
-    if start is not None:
-        query = query.where(Slot.starts_at >= start)
-    if end is not None:
-        query = query.where(Slot.starts_at < end)
-    if start is None and end is None:
-        query = query.where(Slot.ends_at <= now if past else Slot.ends_at > now)
-    query = query.order_by(Slot.starts_at.desc() if past else Slot.starts_at, Booking.id).limit(
-        limit
+        .order_by(Booking.starts_at, Booking.id)
+        .limit(limit)
     )
     bookings = [_view(r) for r in await session.execute(query)]
-    if bookings:
+    await record_listed(session, ctx, bookings)
+    return bookings
+
+
+async def record_listed(session: AsyncSession, ctx: Context, shown: list[BookingView]) -> None:
+    """One access event for a request's list of bookings, naming them; never one per row."""
+    if shown:
         await audit.event(
             session,
             ctx,
             "booking.listed",
             target_type="booking",
-            target_id=len(bookings),
-            ids=[b.id for b in bookings],
+            target_id=len(shown),
+            ids=[b.id for b in shown],
         )
-    return bookings
 
 
 # --- changing -------------------------------------------------------------------------------------
@@ -691,6 +938,7 @@ async def reschedule(
             "cancel_reason": "",
             "rescheduled_from_id": old.id,
         },
+        target.slot,
     )
     freed = await session.execute(
         update(Booking)

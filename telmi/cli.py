@@ -324,6 +324,44 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
                 args.backend, acts_count=count, runs=args.runs, postgres_url=args.postgres_url
             )
         )
+    elif args.what in ("mixed", "pages"):
+        from telmi.bench import mixed as mixed_bench
+        from telmi.bench import pages as pages_bench
+        from telmi.bench.region import Sizes
+
+        sizes = Sizes(
+            facilities=args.facilities,
+            specialists=args.specialists,
+            weeks=args.weeks,
+            past_bookings=args.past_bookings,
+            residents=args.residents,
+            staff_facilities=min(20, args.facilities),
+            clients=getattr(args, "clients", 1),
+        )
+        if args.what == "mixed":
+            ok = asyncio.run(
+                mixed_bench.bench_mixed(
+                    args.backend,
+                    clients=args.clients,
+                    seconds=args.seconds,
+                    runs=args.runs,
+                    sizes=sizes,
+                    postgres_url=args.postgres_url,
+                    vault=settings.vault,
+                    profile=args.py_spy,
+                )
+            )
+        else:
+            ok = asyncio.run(
+                pages_bench.bench_pages(
+                    args.backend,
+                    requests=args.requests,
+                    sizes=sizes,
+                    postgres_url=args.postgres_url,
+                    vault=settings.vault,
+                    profile=args.py_spy,
+                )
+            )
     elif args.what == "booking":
         ok = asyncio.run(
             bench.bench_booking(
@@ -478,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("search", "free-slot search latency"),
         ("stats", "statistics over millions of acts, and appends per second"),
         ("signaling", "relay throughput beside a bare aiohttp relay, idle memory, aiortc connect"),
+        ("mixed", "staff's search/list/book/cancel/reschedule mix on a region after a year"),
+        ("pages", "server CPU and p95 of the busiest pages as their users"),
     ):
         b = bench_sub.add_parser(name, help=helptext)
         b.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
@@ -494,6 +534,24 @@ def build_parser() -> argparse.ArgumentParser:
                 "--acts", type=int, help="acts to generate (default 5,000,000; 200,000 on SQLite)"
             )
             b.add_argument("--runs", type=int, default=5, help="timed runs of each query")
+            continue
+        if name in ("mixed", "pages"):
+            b.add_argument("--facilities", type=int, default=40)
+            b.add_argument("--specialists", type=int, default=25)
+            b.add_argument("--weeks", type=int, default=8, help="weeks of slots ahead")
+            b.add_argument("--past-bookings", type=int, default=20_000, help="over the past year")
+            b.add_argument("--residents", type=int, default=25, help="per facility")
+            b.add_argument(
+                "--py-spy",
+                metavar="FILE",
+                help="py-spy the server (mixed: run 1 at saturation) into FILE",
+            )
+            if name == "pages":
+                b.add_argument("--requests", type=int, default=200, help="per page")
+                continue
+            b.add_argument("--clients", type=int, default=50, help="staff of 20 facilities")
+            b.add_argument("--seconds", type=float, default=30, help="per phase")
+            b.add_argument("--runs", type=int, default=2, help="runs on one server (for RSS)")
             continue
         b.add_argument("--clients", type=int, default=100 if name == "booking" else 1)
         if name == "booking":

@@ -876,7 +876,7 @@ class _Run:
         for start, end in self._windows(visit, booked_at):
             if end <= start:
                 continue
-            found, _ = await booking.search_free_slots(
+            found = await booking.search_free_slots(
                 session,
                 specialty=visit.specialty,
                 start=start,
@@ -885,7 +885,7 @@ class _Run:
                 now=booked_at,
                 limit=40,
             )
-            allowed = [s for s in found if self._allowed(s, visit)]
+            allowed = [s for s in found.items if self._allowed(s, visit)]
             if allowed:
                 return random.Random(visit.ref).choice(allowed[:4])
         return None
@@ -1203,7 +1203,7 @@ class _Run:
         within 15 minutes. Each time a free slot of her own hours if one starts then,
         otherwise the slot of a one-day rule."""
         earliest = self.now - timedelta(hours=1)
-        found, _ = await booking.search_free_slots(
+        found = await booking.search_free_slots(
             session,
             specialty=demo.SPECIALISTS[0][0],
             start=earliest,
@@ -1212,7 +1212,7 @@ class _Run:
             now=earliest,
             limit=100,
         )
-        free = {s.starts_at: s for s in found if s.specialist_id == self.morel.id}
+        free = {s.starts_at: s for s in found.items if s.specialist_id == self.morel.id}
         step = timedelta(minutes=5)
         mark = datetime.fromtimestamp(int(earliest.timestamp()) // 300 * 300, UTC) + step
         marks = set()

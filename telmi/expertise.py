@@ -15,8 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from telmi import acts, audit, consent, form_versions, notify, patients, reports, request_forms
 from telmi.consent import ConsentInput
@@ -35,6 +36,7 @@ from telmi.models import (
     Specialty,
     User,
 )
+from telmi.paging import Key, Keyset, Page
 from telmi.photos import MAX_PHOTOS, Photo
 from telmi.values import Answers, Body, Id, text
 from telmi.vault import Vault
@@ -624,32 +626,69 @@ async def photo(session: AsyncSession, ctx: Context, attachment_id: int) -> Expe
     return found
 
 
-async def listing(session: AsyncSession, ctx: Context) -> list[ExpertiseRequest]:
-    """Staff: their facility's requests, newest first. Specialists: the inbox, by due date."""
-    user = ctx.caller
+# Newest first: a facility's requests by creation (drafts included), a specialist's inbox by
+# sending, like mail. An open request is at most three weeks old (it expires two weeks past
+# its due date), so it is on the first pages whatever the history; ordering by due date, as
+# before, put the oldest answered requests first once there was a history.
+FACILITY_LIST = Keyset("expertise.facility", (datetime, int))
+INBOX = Keyset("expertise.inbox", (datetime, int))
+
+
+def list_keyset(user: User) -> tuple[Keyset, str]:
+    """The list a caller reads and its scope: a cursor serves the reader it was given to."""
     if user.role is Role.STAFF:
-        query = (
-            select(ExpertiseRequest)
-            .where(ExpertiseRequest.facility_id == user.facility_id)
-            .order_by(ExpertiseRequest.created_at.desc())
-        )
-    elif user.role is Role.SPECIALIST:
-        query = (
-            select(ExpertiseRequest)
-            .where(
-                ExpertiseRequest.status != ExpertiseStatus.DRAFT,
-                or_(
-                    ExpertiseRequest.specialist_id == user.id,
-                    ExpertiseRequest.assigned_to_id == user.id,
-                    (ExpertiseRequest.specialist_id.is_(None))
-                    & (ExpertiseRequest.specialty_id == user.specialty_id),
-                ),
-            )
-            .order_by(ExpertiseRequest.due_at)
-        )
-    else:
+        return FACILITY_LIST, f"{user.facility_id}:{user.id}"
+    if user.role is Role.SPECIALIST:
+        return INBOX, f"{user.specialty_id}:{user.id}"
+    raise Forbidden()
+
+
+def _inbox_branch(after: Key | None, limit: int, *where: Any) -> Any:
+    """One way into the inbox, a page of it read off its own index."""
+    r = ExpertiseRequest
+    query = select(r).where(r.sent_at.is_not(None), r.status != ExpertiseStatus.DRAFT, *where)
+    if after is not None:
+        query = query.where(tuple_(r.sent_at, r.id) < after)
+    return query.order_by(r.sent_at.desc(), r.id.desc()).limit(limit + 1).subquery()
+
+
+def listing_query(user: User, after: Key | None, limit: int) -> Any:
+    """The one statement a page of the list costs: at most `limit + 1` rows from each index
+    it reads (one for staff; three for a specialist, merged)."""
+    r = ExpertiseRequest
+    if user.role is Role.STAFF:
+        query = select(r).where(r.facility_id == user.facility_id)
+        if after is not None:
+            query = query.where(tuple_(r.created_at, r.id) < after)
+        return query.order_by(r.created_at.desc(), r.id.desc()).limit(limit + 1)
+    if user.role is not Role.SPECIALIST:
         raise Forbidden()
-    return list(await session.scalars(query.limit(200)))
+    branches = [
+        _inbox_branch(after, limit, r.specialist_id == user.id),
+        _inbox_branch(after, limit, r.assigned_to_id == user.id),
+        _inbox_branch(after, limit, r.specialty_id == user.specialty_id, r.specialist_id.is_(None)),
+    ]
+    merged = aliased(r, union_all(*(select(aliased(r, b)) for b in branches)).subquery())
+    return select(merged).order_by(merged.sent_at.desc(), merged.id.desc())
+
+
+async def listing(
+    session: AsyncSession, ctx: Context, *, after: Key | None, limit: int
+) -> Page[ExpertiseRequest]:
+    """Staff: their facility's requests; specialists: the inbox; newest first, a page at a
+    time. One audit event for the page, naming the requests shown."""
+    user = ctx.caller
+    rows = list(await session.scalars(listing_query(user, after, limit)))
+    if user.role is Role.STAFF:
+        page = Page.of(rows, limit, lambda r: (r.created_at, r.id))
+    else:  # a request named to and taken by the specialist comes through two branches
+        rows = list({r.id: r for r in rows}.values())  # the first place of each, in order
+        page = Page.of(rows, limit, lambda r: (r.sent_at, r.id))
+    await audit.event(
+        session, ctx, "expertise.listed", target_type="expertise",
+        ids=[r.id for r in page.items],
+    )  # fmt: skip
+    return page
 
 
 async def overdue(session: AsyncSession, *, now: datetime, public_url: str) -> str:

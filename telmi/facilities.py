@@ -4,12 +4,11 @@ each change audited with the fields it changed, before and after."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,9 +18,9 @@ from telmi.db import is_unique_violation
 from telmi.errors import Conflict, NotFound, ValidationError
 from telmi.finess import finess_valid
 from telmi.models import Departement, Facility, FacilityCategory, Role, Specialty, User
+from telmi.paging import DEFAULT_LIMIT, Key, Keyset, Page
 from telmi.values import Query, text
 
-PAGE_SIZE = 50
 DEPARTEMENT_PATTERN = r"^(\d{2,3}|2[AB]|9[A-Z])$"
 
 
@@ -32,28 +31,72 @@ class FacilityFilter(Query):
     category: FacilityCategory | None = None
 
 
-async def list_facilities(
-    session: AsyncSession, viewer: User, wanted: FacilityFilter | None = None
-) -> list[Facility]:
-    """Facility staff see their own facility only; other roles see the regional directory."""
-    query = select(Facility).where(Facility.is_active.is_(True)).order_by(Facility.name)
+# Pages by name, then id (names repeat): `ix_facilities_name_id`, `ix_specialties_name_id`.
+FACILITIES = Keyset("facilities", (str, int))
+ADMIN_FACILITIES = Keyset("admin_facilities", (str, int))
+SPECIALTIES = Keyset("specialties", (str, int))
+
+
+def _directory(viewer: User, wanted: FacilityFilter | None) -> Any:
+    query = select(Facility).where(Facility.is_active.is_(True))
     if viewer.role is Role.STAFF:
         query = query.where(Facility.id == viewer.facility_id)
     if wanted is not None and wanted.departement is not None:
         query = query.where(Facility.departement_code == wanted.departement)
     if wanted is not None and wanted.category is not None:
         query = query.where(Facility.category == wanted.category)
-    return list(await session.scalars(query))
+    return query.order_by(Facility.name, Facility.id)
+
+
+async def list_facilities(
+    session: AsyncSession, viewer: User, wanted: FacilityFilter | None = None
+) -> list[Facility]:
+    """Facility staff see their own facility only; other roles see the regional directory.
+    Whole, for the forms' choices; the API reads it a page at a time (`facility_page`)."""
+    return list(await session.scalars(_directory(viewer, wanted)))
+
+
+async def facility_page(
+    session: AsyncSession,
+    viewer: User,
+    wanted: FacilityFilter | None = None,
+    *,
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[Facility]:
+    """The directory a page at a time, by name: `limit + 1` rows read in the index's order
+    (a département or category filter skips, in that order, the facilities it leaves out)."""
+    query = _directory(viewer, wanted)
+    if after is not None:
+        query = query.where(tuple_(Facility.name, Facility.id) > tuple_(*after))
+    found = list(await session.scalars(query.limit(limit + 1)))
+    return Page.of(found, limit, lambda f: (f.name, f.id))
+
+
+def _specialties(include_retired: bool) -> Any:
+    query = select(Specialty).order_by(Specialty.name, Specialty.id)
+    if not include_retired:
+        query = query.where(Specialty.retired_at.is_(None))
+    return query
 
 
 async def list_specialties(
     session: AsyncSession, *, include_retired: bool = False
 ) -> list[Specialty]:
-    """The specialties offered; a retired one only when asked (the admin's list)."""
-    query = select(Specialty).order_by(Specialty.name)
-    if not include_retired:
-        query = query.where(Specialty.retired_at.is_(None))
-    return list(await session.scalars(query))
+    """The specialties offered; a retired one only when asked (the admin's list). Whole:
+    the medical specialties are a short nomenclature, shown in forms' choices."""
+    return list(await session.scalars(_specialties(include_retired)))
+
+
+async def specialty_page(
+    session: AsyncSession, *, after: Key | None = None, limit: int = DEFAULT_LIMIT
+) -> Page[Specialty]:
+    """The specialties offered, a page at a time, by name (the API's list)."""
+    query = _specialties(False)
+    if after is not None:
+        query = query.where(tuple_(Specialty.name, Specialty.id) > tuple_(*after))
+    found = list(await session.scalars(query.limit(limit + 1)))
+    return Page.of(found, limit, lambda s: (s.name, s.id))
 
 
 async def list_departements(session: AsyncSession) -> list[Departement]:
@@ -211,14 +254,6 @@ class FacilitySearch(Query):
     category: FacilityCategory | Literal[""] = ""
     state: Literal["", "active", "inactive"] = ""
     closed: bool = False  # only those « fermé dans FINESS »
-    page: Annotated[int, Field(ge=1, le=100_000)] = 1
-
-
-@dataclass(frozen=True)
-class FacilityPage:
-    items: list[Facility]
-    page: int
-    has_next: bool
 
 
 def _like(term: str) -> str:
@@ -226,8 +261,17 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
-async def search_facilities(session: AsyncSession, wanted: FacilitySearch) -> FacilityPage:
-    """The admin's list, by name then id, 50 a page: by name, FINESS or commune, filtered."""
+async def search_facilities(
+    session: AsyncSession,
+    wanted: FacilitySearch,
+    *,
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[Facility]:
+    """The admin's list, by name then id, a page at a time: by name, FINESS or commune,
+    filtered. Without a filter a page reads `limit + 1` rows off `ix_facilities_name_id`;
+    a search (a substring, no index can serve it) walks that index until the page is full,
+    at worst the region's directory (a few thousand rows)."""
     query = select(Facility)
     if wanted.q:
         pattern = _like(wanted.q)
@@ -247,13 +291,11 @@ async def search_facilities(session: AsyncSession, wanted: FacilitySearch) -> Fa
         query = query.where(Facility.is_active.is_(wanted.state == "active"))
     if wanted.closed:
         query = query.where(Facility.finess_closed_at.is_not(None))
-    query = (
-        query.order_by(Facility.name, Facility.id)
-        .offset((wanted.page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE + 1)
-    )
+    if after is not None:
+        query = query.where(tuple_(Facility.name, Facility.id) > tuple_(*after))
+    query = query.order_by(Facility.name, Facility.id).limit(limit + 1)
     found = list(await session.scalars(query))
-    return FacilityPage(found[:PAGE_SIZE], wanted.page, len(found) > PAGE_SIZE)
+    return Page.of(found, limit, lambda f: (f.name, f.id))
 
 
 # --- specialties admin ------------------------------------------------------------------------

@@ -239,7 +239,10 @@ class Departement(Base):
 
 class Facility(Base):
     __tablename__ = "facilities"
-    __table_args__ = (CheckConstraint("length(finess) = 9", name="finess_length"),)
+    __table_args__ = (
+        CheckConstraint("length(finess) = 9", name="finess_length"),
+        Index("ix_facilities_name_id", "name", "id"),  # the directory's pages, by name
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     finess: Mapped[str] = mapped_column(String(9), unique=True)
@@ -270,6 +273,7 @@ class Facility(Base):
 
 class Specialty(Base):
     __tablename__ = "specialties"
+    __table_args__ = (Index("ix_specialties_name_id", "name", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
@@ -287,6 +291,7 @@ class User(Base):
         CheckConstraint(
             "role <> 'specialist' OR specialty_id IS NOT NULL", name="specialist_has_specialty"
         ),
+        Index("ix_users_role_email", "role", "email"),  # « Comptes », a page at a time
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -395,6 +400,7 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("facility_id", "reference"),
         UniqueConstraint("facility_id", "ins_digest"),
+        Index("ix_patients_facility_id_id", "facility_id", "id"),  # « Résidents » pages
         CheckConstraint(
             "identity_status <> 'qualified' OR (ins_digest IS NOT NULL AND identity_document <> '')",
             name="qualified_has_ins_and_document",
@@ -528,6 +534,7 @@ class Slot(Base):
 
 
 _ACTIVE_BOOKING = text("status IN ('held', 'confirmed', 'completed')")
+_LISTED_BOOKING = text("status <> 'expired'")
 
 
 class Booking(Base):
@@ -542,10 +549,33 @@ class Booking(Base):
             postgresql_where=_ACTIVE_BOOKING,
         ),
         CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
+        # The lists (`booking.list_bookings`): a facility's and a specialist's bookings in
+        # slot order, a page read straight off the index, expired holds left out of it.
+        Index(
+            "ix_bookings_facility_starts_at",
+            "facility_id",
+            "starts_at",
+            "id",
+            sqlite_where=_LISTED_BOOKING,
+            postgresql_where=_LISTED_BOOKING,
+        ),
+        Index(
+            "ix_bookings_specialist_starts_at",
+            "specialist_id",
+            "starts_at",
+            "id",
+            sqlite_where=_LISTED_BOOKING,
+            postgresql_where=_LISTED_BOOKING,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"))
+    # Copied from the slot at insert (a booking never changes slot: a move is a new booking),
+    # so the lists order and filter on the booking's own index.
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
     booked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -636,9 +666,27 @@ class Presence(Base):
 # --- tele-expertise -------------------------------------------------------------------------
 
 
+_TO_SPECIALTY = text("specialist_id IS NULL")  # a request to the specialty, no one named
+
+
 class ExpertiseRequest(Base):
     __tablename__ = "expertise_requests"
-    __table_args__ = (Index("ix_expertise_requests_specialty_status", "specialty_id", "status"),)
+    __table_args__ = (
+        Index("ix_expertise_requests_specialty_status", "specialty_id", "status"),
+        # The lists (`expertise.listing`), newest first: a facility's requests, and the three
+        # ways a request reaches a specialist's inbox, each a page read off its own index.
+        Index("ix_expertise_requests_facility_id_created_at_id", "facility_id", "created_at", "id"),
+        Index("ix_expertise_requests_specialist_id_sent_at_id", "specialist_id", "sent_at", "id"),
+        Index("ix_expertise_requests_assigned_to_id_sent_at_id", "assigned_to_id", "sent_at", "id"),
+        Index(  # partial: PostgreSQL orders by an index only after equalities, not IS NULL
+            "ix_expertise_requests_specialty_id_sent_at_id",
+            "specialty_id",
+            "sent_at",
+            "id",
+            sqlite_where=_TO_SPECIALTY,
+            postgresql_where=_TO_SPECIALTY,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
@@ -793,6 +841,9 @@ class Act(Base):
     __tablename__ = "acts"
     __table_args__ = (
         Index("ix_acts_occurred_on", "occurred_on"),
+        # GET /api/acts, newest first (`acts.page`): all acts, or one specialist's.
+        Index("ix_acts_occurred_at_id", "occurred_at", "id"),
+        Index("ix_acts_specialist_id_occurred_at_id", "specialist_id", "occurred_at", "id"),
         CheckConstraint("sign IN (1, -1)", name="sign"),
         CheckConstraint("(sign = -1) = (cancels_act_id IS NOT NULL)", name="cancel_has_original"),
         CheckConstraint("duration_seconds >= 0", name="duration"),
@@ -879,6 +930,41 @@ class ActMonth(Base):
     duration_seconds: Mapped[int] = mapped_column(BigInteger)
 
 
+class ActMonthPatient(Base):
+    """The exact patient sets behind the rollup: net acts per month, cell and patient key.
+
+    Written with `act_months` in the act's transaction; a row at 0 is a patient whose acts
+    there were all cancelled, who no longer counts. Distinct patients are not additive, so
+    they are counted over these rows (one per patient and cell) instead of over the log."""
+
+    __tablename__ = "act_month_patients"
+
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    departement_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    facility_category: Mapped[FacilityCategory] = mapped_column(
+        _enum(FacilityCategory, "facility_category"), primary_key=True
+    )
+    facility_finess: Mapped[str] = mapped_column(String(9), primary_key=True)
+    specialty_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    acts: Mapped[int] = mapped_column(Integer)
+
+
+# The actions an administrator's change writes; the reads and the care acts are elsewhere.
+ADMIN_ACTION_PREFIXES = (
+    "facility.",
+    "specialty.",
+    "user.",
+    "account.",
+    "form.",
+    "finess.",
+    "departement.",
+)
+_ADMIN_CHANGE = text(" OR ".join(f"action LIKE '{p}%'" for p in ADMIN_ACTION_PREFIXES))
+
+
 class AuditEvent(Base):
     """Who did what to which record, when and from where; never patient data itself.
 
@@ -887,7 +973,17 @@ class AuditEvent(Base):
     the retention job deletes the old ones."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_patient_id_at", "patient_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_patient_id_at", "patient_id", "at"),
+        Index("ix_audit_events_patient_id_id", "patient_id", "id"),  # « Accès au dossier »
+        # « Journal d'administration »: its query repeats this predicate (`admin_change`).
+        Index(
+            "ix_audit_events_admin_id",
+            "id",
+            sqlite_where=_ADMIN_CHANGE,
+            postgresql_where=_ADMIN_CHANGE,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
@@ -906,6 +1002,10 @@ class Notification(Base):
     """The outbox: shown in the pages, then delivered by mail when SMTP is configured."""
 
     __tablename__ = "notifications"
+    __table_args__ = (
+        # « Mes notifications », newest first, a page at a time (`notify.for_user`).
+        Index("ix_notifications_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -17,7 +17,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
-from sqlalchemy import Table, and_, exists, func, or_, select, update
+from sqlalchemy import Table, and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,7 @@ from telmi.models import (
     Specialty,
     User,
 )
+from telmi.paging import Key, Keyset, Page
 
 log = logging.getLogger(__name__)
 _NOTIFICATIONS = cast(Table, Notification.__table__)
@@ -421,15 +422,25 @@ async def deliver(
     return f"{sent} envoyés, {failed} en échec"
 
 
-async def for_user(session: AsyncSession, user: User, *, limit: int = 50) -> list[Notification]:
-    return list(
-        await session.scalars(
-            select(Notification)
-            .where(Notification.user_id == user.id)
-            .order_by(Notification.created_at.desc(), Notification.id.desc())
-            .limit(limit)
-        )
-    )
+# « Mes notifications », newest first; a cursor serves its own reader only.
+MINE = Keyset("notifications", (datetime, int))
+
+
+def for_user_query(user: User, after: Key | None, limit: int) -> Any:
+    """The one statement a page costs: `limit + 1` rows off `user_id, created_at, id`."""
+    query = select(Notification).where(Notification.user_id == user.id)
+    if after is not None:
+        query = query.where(tuple_(Notification.created_at, Notification.id) < after)
+    return query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
+
+
+async def for_user(
+    session: AsyncSession, user: User, *, after: Key | None = None, limit: int = 50
+) -> Page[Notification]:
+    """A page of the user's notices, newest first. Nothing is written: a notice holds no
+    resident's data, so reading it is no access event."""
+    rows = list(await session.scalars(for_user_query(user, after, limit)))
+    return Page.of(rows, limit, lambda n: (n.created_at, n.id))
 
 
 async def unread(session: AsyncSession, user_id: int) -> int:

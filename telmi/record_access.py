@@ -26,8 +26,11 @@ from telmi.context import Context
 from telmi.db import Executor
 from telmi.errors import Forbidden, NotFound, ValidationError
 from telmi.models import AuditEvent, Facility, Patient, Role, User
+from telmi.paging import DEFAULT_LIMIT, Key, Keyset
 
-PAGE_SIZE = 50
+# A page reads `limit + 1` rows off `ix_audit_events_patient_id_id`; a cursor is bound to
+# its resident (the scope is the resident's id), so it never opens another's log.
+KEYSET = Keyset("record_access", (int,))
 
 # What each audited action means in the log a resident reads: one place, one wording.
 ACTIONS: dict[str, str] = {
@@ -114,7 +117,7 @@ class ResidentRef:
 class AccessPage:
     resident: ResidentRef
     events: list[AccessEvent]
-    next_cursor: int | None  # the `before` of the next (older) page
+    next_key: Key | None  # the key to read the next (older) page after
 
 
 def _reader(user: User) -> None:
@@ -192,21 +195,22 @@ async def events_for_resident(
     ctx: Context,
     patient_id: int,
     *,
-    before: int | None = None,
-    limit: int = PAGE_SIZE,
+    after: Key | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> AccessPage:
-    """The events naming the resident, newest first, `limit` at a time below `before`."""
+    """The events naming the resident, newest first, `limit` at a time after the key of
+    the previous page (the last event it showed)."""
     resident = await _resident(session, ctx.caller, patient_id)
     query = _EVENTS.where(AuditEvent.patient_id == patient_id)
-    if before is not None:
-        query = query.where(AuditEvent.id < before)
+    if after is not None:
+        query = query.where(AuditEvent.id < after[0])
     rows = (await session.execute(query.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
     events = [_event(r) for r in rows[:limit]]
     await audit.event(
         session, ctx, "access_log.read", target_type="patient", target_id=patient_id,
         shown=len(events),
     )  # fmt: skip
-    return AccessPage(resident, events, events[-1].id if len(rows) > limit else None)
+    return AccessPage(resident, events, (events[-1].id,) if len(rows) > limit else None)
 
 
 def _paris(at: datetime, tz: ZoneInfo) -> str:

@@ -2,9 +2,11 @@
 
 Only aggregates leave this module. Acts and durations are sums, so whole months come from
 the monthly rollup (written with each act) and only the partial months at the edges of a
-range are summed from the log; distinct patients and professionals are not additive and
-are always counted on the log. A cancelled act nets out (sign -1 with the same
-dimensions), and a patient counts only where their net acts are positive.
+range are summed from the log. Distinct patients are not additive: they are counted over
+the exact patient sets kept with the rollup (one row per month, cell and patient) for whole
+months, and over the log for the edges and for weeks; distinct professionals are counted
+on the log. A cancelled act nets out (sign -1 with the same dimensions), and a patient
+counts only where their net acts are positive.
 """
 
 from __future__ import annotations
@@ -18,12 +20,33 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WrapValidator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import ColumnElement, Select, String, Table, and_, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    and_,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import values
+from telmi.db import dialect_name
 from telmi.errors import ValidationError
-from telmi.models import Act, ActMonth, ActType, Departement, FacilityCategory, Specialty
+from telmi.models import (
+    Act,
+    ActMonth,
+    ActMonthPatient,
+    ActType,
+    Departement,
+    FacilityCategory,
+    Specialty,
+)
 
 TimeKey = Literal["year", "quarter", "month", "week"]
 Dimension = Literal[
@@ -46,6 +69,7 @@ _COLUMNS = {
 }
 _ACTS: Table = Act.__table__  # type: ignore[assignment]
 _MONTHS: Table = ActMonth.__table__  # type: ignore[assignment]
+_PATIENTS: Table = ActMonthPatient.__table__  # type: ignore[assignment]
 
 Key = tuple[Any, ...]
 
@@ -293,20 +317,24 @@ def _first_of_next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _plan(query: Query) -> list[Select[Any]]:
-    """Whole months from the rollup, partial months at the edges from the log."""
+def _split(query: Query) -> tuple[tuple[int, int] | None, list[tuple[date, date]]]:
+    """The whole months of the period (yyyymm, first and past the last) and the day ranges
+    left for the log: the partial months at the edges, or all of it for week groupings."""
     if "week" in query.group_by:
-        return [_sums_on_log(query, query.start, query.end)]
+        return None, [(query.start, query.end)]
     head_end = query.start if query.start.day == 1 else _first_of_next_month(query.start)
     tail_start = query.end.replace(day=1)
     if head_end >= tail_start:
-        return [_sums_on_log(query, query.start, query.end)]
-    parts = [_sums_on_rollup(query, _yyyymm(head_end), _yyyymm(tail_start))]
-    if query.start < head_end:
-        parts.append(_sums_on_log(query, query.start, head_end))
-    if tail_start < query.end:
-        parts.append(_sums_on_log(query, tail_start, query.end))
-    return parts
+        return None, [(query.start, query.end)]
+    edges = [(query.start, head_end), (tail_start, query.end)]
+    return (_yyyymm(head_end), _yyyymm(tail_start)), [(a, b) for a, b in edges if a < b]
+
+
+def _plan(query: Query) -> list[Select[Any]]:
+    """Whole months from the rollup, partial months at the edges from the log."""
+    months, edges = _split(query)
+    parts = [] if months is None else [_sums_on_rollup(query, *months)]
+    return parts + [_sums_on_log(query, start, end) for start, end in edges]
 
 
 def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]) -> Select[Any]:
@@ -323,23 +351,97 @@ def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]
     return select(*outer_keys, func.count()).select_from(inner).group_by(*outer_keys)
 
 
+def _patients(query: Query, *, total: bool = False) -> Select[Any]:
+    """Distinct patients per group, exactly as `_distinct` counts them on the log.
+
+    Whole months come from `act_month_patients`, the edges from the log. A patient counts
+    in a group where their net acts over the period are positive; the net of one (month,
+    cell, patient) is never negative (a cancellation repeats its act's dimensions, date
+    included), so that sum is positive exactly where one of its parts is: the union of the
+    positive parts, deduplicated, is the count."""
+    months, edges = _split(query)
+    parts: list[Select[Any]] = []
+    if months is not None:
+        parts.append(
+            select(
+                *(_key_expr(_PATIENTS, k).label(f"k{i}") for i, k in enumerate(query.group_by)),
+                _PATIENTS.c.patient_key.label("who"),
+            ).where(
+                _PATIENTS.c.month >= months[0],
+                _PATIENTS.c.month < months[1],
+                _PATIENTS.c.acts > 0,
+                *_filters(_PATIENTS, query),
+            )
+        )
+    for start, end in edges:
+        keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(query.group_by)]
+        parts.append(
+            select(*keys, _ACTS.c.patient_key.label("who"))
+            .where(_log_range(start, end), *_filters(_ACTS, query))
+            .group_by(*keys, _ACTS.c.patient_key)
+            .having(func.sum(_ACTS.c.sign) > 0)
+        )
+    inner = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+    groups = [inner.c[f"k{i}"] for i in range(len(query.group_by))]
+    counted = func.count(inner.c.who.distinct())
+    if total and groups:  # the groups and the whole period in one pass (PostgreSQL)
+        return select(*groups, func.grouping(*groups), counted).group_by(
+            func.grouping_sets(tuple_(*groups), tuple_())
+        )
+    return select(*groups, counted).group_by(*groups)
+
+
 def _key(values: Sequence[Any]) -> Key:
     return tuple(v.value if isinstance(v, ActType | FacilityCategory) else v for v in values)
 
 
-async def _cells(session: AsyncSession, query: Query) -> dict[Key, Cell]:
+async def _cells(
+    session: AsyncSession, query: Query, *, on_log: bool = False
+) -> tuple[dict[Key, Cell], int | None]:
+    """The groups of the period, and its distinct patients as a whole (None when they are
+    not asked for)."""
     cells: dict[Key, Cell] = {}
     for part in _plan(query):
         for row in await session.execute(part):
             cell = cells.setdefault(_key(row[:-2]), Cell())
             cell.acts += int(row[-2] or 0)
             cell.duration_seconds += int(row[-1] or 0)
+    whole: int | None = None
     if "patients" in query.measures:
         for cell in cells.values():
             cell.patients = 0
+        whole = await _count_patients(session, query, cells, on_log)
+    return {k: c for k, c in cells.items() if c.acts or c.patients}, whole
+
+
+async def _count_patients(
+    session: AsyncSession, query: Query, cells: dict[Key, Cell], on_log: bool
+) -> int:
+    """Fill in each group's distinct patients and return the whole period's."""
+    everything = replace(query, group_by=())
+    if on_log:
         for row in await session.execute(_distinct(query, _ACTS.c.patient_key)):
             cells.setdefault(_key(row[:-1]), Cell(patients=0)).patients = int(row[-1])
-    return {k: c for k, c in cells.items() if c.acts or c.patients}
+        if not query.group_by:
+            return cells.get((), Cell(patients=0)).patients or 0
+        return int(await session.scalar(_distinct(everything, _ACTS.c.patient_key)) or 0)
+    postgresql = dialect_name(session) == "postgresql"
+    if postgresql:
+        # A year of patient keys, sorted per group and for the whole: in memory, not on disk.
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    together = postgresql and bool(query.group_by)
+    whole = 0
+    for row in await session.execute(_patients(query, total=together)):
+        if together and row[-2]:  # the grouping set of the whole period
+            whole = int(row[-1])
+            continue
+        keys = row[:-2] if together else row[:-1]
+        cells.setdefault(_key(keys), Cell(patients=0)).patients = int(row[-1])
+    if not query.group_by:
+        return cells.get((), Cell(patients=0)).patients or 0
+    if not together:
+        whole = int(await session.scalar(_patients(everything)) or 0)
+    return whole
 
 
 def _shift(query: Query, key: Key) -> Key:
@@ -363,11 +465,15 @@ def display_key(name: str, value: Any) -> Any:
     return value
 
 
-async def acts(session: AsyncSession, query: Query) -> Result:
-    """Counts per group for the period, each beside the same period one year earlier."""
+async def acts(session: AsyncSession, query: Query, *, on_log: bool = False) -> Result:
+    """Counts per group for the period, each beside the same period one year earlier.
+
+    `on_log` counts distinct patients on the log alone, as before their sets were kept
+    with the rollup: the reference the tests and `telmi bench stats` compare with."""
     before = query.year_before()
-    current = await _cells(session, query)
-    previous = {_shift(query, k): c for k, c in (await _cells(session, before)).items()}
+    current, current_patients = await _cells(session, query, on_log=on_log)
+    earlier, previous_patients = await _cells(session, before, on_log=on_log)
+    previous = {_shift(query, k): c for k, c in earlier.items()}
     rows = [
         Row(
             {n: display_key(n, v) for n, v in zip(query.group_by, key, strict=True)},
@@ -376,20 +482,16 @@ async def acts(session: AsyncSession, query: Query) -> Result:
         )
         for key in sorted(current.keys() | previous.keys(), key=_sortable)
     ]
-    # Acts and durations add up over the rows; distinct patients do not, so only they are
-    # counted again for the whole period.
-    whole = []
-    for cells, period in ((current, query), (previous, before)):
-        total = Cell(
+    # Acts and durations add up over the rows; distinct patients do not, so `_cells` counts
+    # them for the whole period as well.
+    whole = [
+        Cell(
             acts=sum(c.acts for c in cells.values()),
             duration_seconds=sum(c.duration_seconds for c in cells.values()),
+            patients=patients,
         )
-        if "patients" in query.measures:
-            counted = await session.scalar(
-                _distinct(replace(period, group_by=()), _ACTS.c.patient_key)
-            )
-            total.patients = int(counted or 0)
-        whole.append(total)
+        for cells, patients in ((current, current_patients), (previous, previous_patients))
+    ]
     return Result(query, rows, Row({}, whole[0], whole[1]))
 
 
@@ -476,7 +578,7 @@ async def monthly_report(session: AsyncSession, query: Query) -> list[dict[str, 
         filters={**query.filters, "act_type": tuple(columns)},
         measures=("acts", "patients"),
     )
-    for (month, act_type), cell in (await _cells(session, typed)).items():
+    for (month, act_type), cell in (await _cells(session, typed))[0].items():
         acts_column, patients_column = columns[act_type]
         put([(month, cell.acts)], acts_column)
         put([(month, cell.patients)], patients_column)

@@ -287,6 +287,9 @@ async def test_two_workers_on_postgresql_send_each_reminder_once_and_take_over(
         async with pg_db.write() as session:
             row = Booking(
                 slot_id=slot.id,
+                specialist_id=slot.specialist_id,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
                 facility_id=facility.id,
                 booked_by_id=staff.id,
                 patient_id=resident.id,

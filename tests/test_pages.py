@@ -205,13 +205,13 @@ async def test_search_pages_through_free_slots_with_the_next_cursor(
     await login(client, world["staff"].email)
     first = await _read(await client.get("/rendez-vous/nouveau?specialite=dermatologie"))
     assert first.count("Réserver<span") == 20
-    assert "vendredi 8 mars 2030" in first and "Premiers créneaux" not in first
-    match = re.search(r'href="([^"]+)">Créneaux suivants', first)
+    assert "vendredi 8 mars 2030" in first and "Première page" not in first
+    match = re.search(r'href="([^"]+)" rel="next">Page suivante', first)
     assert match, "no link to the next page"
     second = await _read(await client.get(match.group(1)))
     assert second.count("Réserver<span") == 3  # 23 dermatology slots in all
-    assert "18:30–19:00" in second and "Créneaux suivants" not in second
-    assert "Premiers créneaux" in second
+    assert "18:30–19:00" in second and "Page suivante" not in second
+    assert "Première page" in second
 
 
 async def test_a_held_slot_stays_with_its_facility_and_is_refused_to_others(

@@ -22,6 +22,7 @@ from telmi import audit, booking, jobs, patients, record_access
 from telmi.context import Context
 from telmi.db import Database
 from telmi.models import ActType, AuditEvent, IdentityDocument, IdentityStatus, Role, User
+from telmi.paging import DEFAULT_LIMIT
 from telmi.settings import Settings
 
 from .factories import (
@@ -115,7 +116,7 @@ async def test_a_residents_log_lists_who_read_it_when_and_from_where(db: Databas
     assert "a créé le dossier" in [e.what for e in page.events]
     # The other facility's resident, same reference, is not in this log.
     assert all(e.actor != w["other_nurse"].full_name for e in page.events)
-    assert page.next_cursor is None
+    assert page.next_key is None
 
     async with db.read() as session:
         seen = (
@@ -145,11 +146,11 @@ async def test_the_log_is_paginated_by_a_cursor_newest_first(db: Database) -> No
     for _ in range(10):
         async with db.write() as session:
             page = await record_access.events_for_resident(
-                session, ctx, resident.id, before=cursor, limit=2
+                session, ctx, resident.id, after=cursor, limit=2
             )
         assert len(page.events) <= 2
         seen += [e.id for e in page.events]
-        cursor = page.next_cursor
+        cursor = page.next_key
         if cursor is None:
             break
     assert seen == expected
@@ -281,13 +282,15 @@ async def test_the_page_cursor_walks_to_older_events(client: TestClient, db: Dat
             )
     await login(client, w["admin"].email)
     first = await (await client.get(f"/acces-dossier/{resident.id}")).text()
-    assert first.count('id="evenement-') == record_access.PAGE_SIZE
-    older = re.search(r'href="([^"]*avant=(\d+))"', first)
+    assert first.count('id="evenement-') == DEFAULT_LIMIT
+    older = re.search(r'href="([^"]*curseur=[^"]*)" rel="next"', first)
     assert older is not None
     second = await (await client.get(older.group(1).replace("&amp;", "&"))).text()
-    assert 0 < second.count('id="evenement-') <= 61 - record_access.PAGE_SIZE + 1
-    assert f'id="evenement-{older.group(2)}"' not in second  # strictly older
-    assert (await client.get(f"/acces-dossier/{resident.id}?avant=x")).status == 422
+    assert 0 < second.count('id="evenement-') <= 61 - DEFAULT_LIMIT + 1
+    last_shown = re.findall(r'id="evenement-(\d+)"', first)[-1]
+    assert f'id="evenement-{last_shown}"' not in second  # strictly older
+    assert "Première page" in second
+    assert (await client.get(f"/acces-dossier/{resident.id}?curseur=x")).status == 422
 
 
 @pytest.mark.parametrize("role", ["specialist", "regional", "other_staff"])

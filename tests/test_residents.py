@@ -156,11 +156,13 @@ async def test_staff_create_list_read_and_edit_residents_through_the_api(
     assert other.status == 201 and (await other.json())["identity_status"] == "provisional"
 
     listed = await (await client.get("/api/residents", headers=w.h["nurse"])).json()
-    assert [r["reference"] for r in listed["items"]] == ["R-2", "CH-2024-117"]  # BERNARD, DUPONT
+    assert [r["reference"] for r in listed["items"]] == ["CH-2024-117", "R-2"]  # as recorded
+    assert listed["next_cursor"] is None
     found = await (await client.get("/api/residents?q=jeanne", headers=w.h["nurse"])).json()
     assert [r["id"] for r in found["items"]] == [body["id"]]
     assert (await (await client.get("/api/residents", headers=w.h["other_nurse"])).json()) == {
-        "items": []
+        "items": [],
+        "next_cursor": None,
     }
 
     one = await client.get(f"/api/residents/{body['id']}", headers=w.h["nurse"])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -133,3 +137,84 @@ def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iter
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def rss_kib(server: Server) -> int:
+    """The server's resident set (VmRSS), in KiB."""
+    with open(f"/proc/{server.process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@contextmanager
+def py_spy(server: Server, path: str | None) -> Iterator[None]:
+    """py-spy sampling the server while the block runs (not pausing it), collapsed stacks
+    written to `path`; nothing when `path` is None. A failure is printed, not raised: the
+    benchmark's figures still stand."""
+    if path is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        raise RuntimeError("py-spy is not installed (.venv/bin/pip install py-spy)")
+    process = subprocess.Popen(
+        [spy, "record", "--pid", str(server.process.pid), "--rate", "200", "--format", "raw"]
+        + ["--nonblocking", "--nolineno", "--output", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        if not Path(path).exists():
+            print(f"  py-spy wrote nothing: {err.decode().strip()[-300:]}")
+
+
+_PLUMBING = re.compile(r"\((asyncio|<frozen runpy>|aiohttp/web\.py|telmi/cli\.py)")
+
+
+def top_costs(path: str, count: int = 20) -> list[str]:
+    """Where the server's samples went, from py-spy's collapsed stacks: functions of the
+    project and of libraries by inclusive share (each function once per stack; the event
+    loop and entry points left out), then the leaves (self).
+
+    py-spy samples a thread that is not idle, including while it waits for a core or in a
+    syscall: on a shared machine a socket write that wakes PostgreSQL weighs heavily, and
+    with --nonblocking some waits in epoll are counted. The shares without those leaves
+    are printed too: closer to where the CPU went."""
+    stacks: list[tuple[list[str], int]] = []
+    for line in Path(path).read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if stack and samples.isdigit():
+            stacks.append(([f.strip() for f in stack.split(";") if f.strip()], int(samples)))
+    out: list[str] = []
+    waits = ("_SelectorSocketTransport.write", "EpollSelector.select")
+    busy = [s for s in stacks if not s[0][-1].startswith(waits)]
+    for title, kept in (("all samples", stacks), ("without socket writes and epoll", busy)):
+        inclusive: Counter[str] = Counter()
+        own: Counter[str] = Counter()
+        for frames, n in kept:
+            for frame in set(frames):
+                inclusive[frame] += n
+            own[frames[-1]] += n
+        total = sum(n for _, n in kept)
+        if not total:
+            return ["  (no samples)"]
+        ranked = [(f, n) for f, n in inclusive.most_common() if not _PLUMBING.search(f)]
+        ours = [(f, n) for f, n in ranked if re.search(r"\((telmi|signaling|scheduling)/", f)]
+        theirs = [(f, n) for f, n in ranked if (f, n) not in ours]
+        out.append(f"  {title} ({total} samples) — inclusive, the project:")
+        out += [f"    {n / total:6.1%}  {f}" for f, n in ours[:count]]
+        out.append("  inclusive, libraries:")
+        out += [f"    {n / total:6.1%}  {f}" for f, n in theirs[:count]]
+        out.append("  self:")
+        out += [f"    {n / total:6.1%}  {f}" for f, n in own.most_common(count)]
+    return out

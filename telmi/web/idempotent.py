@@ -1,9 +1,11 @@
 """Running a creating request under an Idempotency-Key.
 
-The key is saved with the response at the end of the same transaction. If the work fails,
-or the key turns out to be taken, the first request with this key may have succeeded: its
-stored response is replayed (or a 422 given if the key came with another body). So a retry
-after a lost response never books twice, and the common case costs one extra INSERT.
+The key is saved with the response at the end of the same transaction, or in the very
+statement that does the work where the work can be one (`at_once`, on PostgreSQL). If the
+work fails, or the key turns out to be taken, the first request with this key may have
+succeeded: its stored response is replayed (or a 422 given if the key came with another
+body). So a retry after a lost response never books twice, and the common case costs no
+round trip of its own.
 """
 
 from __future__ import annotations
@@ -20,31 +22,56 @@ from telmi.keys import DB
 from telmi.models import User
 from telmi.web.access import request_context
 
+Work = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
+AtOnce = Callable[[AsyncConnection, idempotency.Pending], Awaitable[dict[str, Any] | None]]
+
 
 async def idempotent(
     request: web.Request,
     user: User,
     key: str,
     body: Any,
-    work: Callable[[AsyncConnection], Awaitable[dict[str, Any]]],
+    work: Work,
     *,
     status: int,
+    at_once: AtOnce | None = None,
 ) -> web.Response:
-    db, now = request.app[DB], request_context(request).now
-    request_hash = idempotency.fingerprint(request.method, request.path, body)
+    """`work` in a write transaction, then the key saved in it. `at_once`, if given, is
+    tried first on PostgreSQL, on an autocommit connection: it saves the key itself, in the
+    statement that writes, and returns None when it cannot (then `work` runs)."""
+    db = request.app[DB]
+    pending = idempotency.Pending(
+        user.id,
+        key,
+        idempotency.fingerprint(request.method, request.path, body),
+        status,
+        request_context(request).now,
+    )
 
     async def run(conn: AsyncConnection) -> dict[str, Any]:
         response = await work(conn)
-        await idempotency.save(conn, user.id, key, request_hash, status, response, now=now)
+        await idempotency.save(conn, pending, response)
         return response
 
     try:
-        return web.json_response(await db.run_core_write(run), status=status)
+        response = None
+        if at_once is not None and db.dialect == "postgresql":
+            async with db.connection() as conn:
+                response = await at_once(conn, pending)
+        if response is None:
+            response = await db.run_core_write(run)
+        return web.json_response(response, status=status)
     except (TelmiError, idempotency.KeyTaken) as failure:
-        async with db.read() as session:
-            stored = await idempotency.stored(session, user.id, key, request_hash, now=now)
+        async with db.connection() as conn:
+            stored = await idempotency.stored(conn, pending)
         if stored is not None:
             return web.json_response(stored[1], status=stored[0])
         if isinstance(failure, idempotency.KeyTaken):
+            if at_once is not None:
+                # `at_once` ran into an expired row, which only `save`'s upsert takes over.
+                try:
+                    return web.json_response(await db.run_core_write(run), status=status)
+                except idempotency.KeyTaken:
+                    pass
             raise Conflict("Requête déjà en cours avec cette Idempotency-Key.") from None
         raise

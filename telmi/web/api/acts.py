@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from telmi.act_intake import ExternalAct
 from telmi.acts import ActCancellation, ActLogQuery
 from telmi.keys import DB, SETTINGS
 from telmi.models import Act, ActType, FacilityCategory, Role
+from telmi.web import paging
 from telmi.web.access import request_context, roles
 from telmi.web.api.spec import Out, endpoint
 
@@ -47,10 +48,10 @@ class ActOut(Out):
 
 
 class ActPage(Out):
-    """Acts in log order"""
+    """A page of acts, newest first (by when they happened)"""
 
     items: list[ActOut]
-    next_after: int | None = Field(description="`after` for the next page; null on the last")
+    next_cursor: str | None = Field(description="`cursor` for the next page; null on the last")
 
 
 def act_json(act: Act) -> dict[str, Any]:
@@ -121,7 +122,7 @@ async def cancel_act(request: web.Request, act_id: int, body: ActCancellation) -
 
 @roles(*WRITERS)
 @endpoint(
-    "Acts in log order (admin: all; specialist: their own)",
+    "Acts newest first, a page at a time (admin: all; specialist: their own)",
     "listActs",
     query=ActLogQuery,
     response=ActPage,
@@ -129,14 +130,14 @@ async def cancel_act(request: web.Request, act_id: int, body: ActCancellation) -
 async def list_acts(request: web.Request, query: ActLogQuery) -> dict[str, Any]:
     user = request_context(request).caller
     own = user.id if user.role is Role.SPECIALIST else None
+    scope = query.scope(own)
+    since, until = query.period(request.app[SETTINGS].tz)
+    key = paging.after(request, acts.LOG, query.cursor, scope)
     async with request.app[DB].read() as session:
         found = await acts.page(
-            session,
-            start=query.start,
-            end=None if query.end is None else query.end + timedelta(days=1),
-            after_id=query.after,
-            limit=query.limit,
-            specialist_id=own,
+            session, since=since, until=until, after=key, limit=query.limit, specialist_id=own
         )
-    next_after = found[-1].id if len(found) == query.limit else None
-    return {"items": [act_json(a) for a in found], "next_after": next_after}
+    return {
+        "items": [act_json(a) for a in found.items],
+        "next_cursor": paging.next_cursor(request, acts.LOG, found, scope),
+    }

@@ -13,7 +13,9 @@ from telmi import booking, idempotency
 from telmi.booking import Cancellation, Hold, Move, NewBooking
 from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, BookingStatus, Role
-from telmi.values import Instant, LocalDate, Query, text
+from telmi.paging import PageQuery
+from telmi.values import Instant, LocalDate, text
+from telmi.web import paging
 from telmi.web.access import request_context, roles
 from telmi.web.api.spec import Header, Out, endpoint
 from telmi.web.idempotent import idempotent
@@ -27,18 +29,18 @@ Bound = Annotated[
 ]
 
 
-class SlotSearch(Query):
+class SlotSearch(PageQuery):
     specialty: text(40) | None = Field(None, description="specialty code")  # type: ignore[valid-type]
     start: Bound | None = Field(None, alias="from")
     end: Bound | None = Field(None, alias="to", description="exclusive; to <= from finds nothing")
     departement: text(3) | None = Field(None, description="the specialist's département")  # type: ignore[valid-type]
     act_type: ActType | None = None
-    limit: int = Field(20, ge=1, le=booking.MAX_PAGE)
-    cursor: text(200) | None = Field(None, description="next_cursor of the previous page")  # type: ignore[valid-type]
 
 
-class BookingsQuery(Query):
-    when: Literal["upcoming", "past"] = "upcoming"
+class BookingsQuery(PageQuery):
+    when: Literal["upcoming", "past"] = Field(
+        "upcoming", description="upcoming (not ended) earliest first, or past latest first"
+    )
 
 
 class Specialist(Out):
@@ -107,9 +109,10 @@ class BookingOut(Out):
 
 
 class Bookings(Out):
-    """Bookings"""
+    """A page of bookings, in slot order"""
 
     items: list[BookingOut]
+    next_cursor: str | None
 
 
 def _bound(value: datetime | LocalDate | None, request: web.Request) -> datetime | None:
@@ -133,21 +136,23 @@ IDEMPOTENCY_KEY = Header(
 )
 async def search_slots(request: web.Request, query: SlotSearch) -> dict[str, Any]:
     now = request_context(request).now
-    start = _bound(query.start, request) or now
-    end = _bound(query.end, request)
+    asked, end = _bound(query.start, request), _bound(query.end, request)
+    criteria: dict[str, Any] = {
+        "specialty": query.specialty or None,
+        "end": end,
+        "departement": query.departement or None,
+        "act_type": query.act_type,
+    }
+    scope = booking.search_scope(start=asked, **criteria)
+    after = paging.after(request, booking.SLOTS, query.cursor, scope)
     async with request.app[DB].read() as session:
-        slots, cursor = await booking.search_free_slots(
-            session,
-            specialty=query.specialty or None,
-            start=start,
-            end=end,
-            departement=query.departement or None,
-            act_type=query.act_type,
-            now=now,
-            limit=query.limit,
-            cursor=query.cursor or None,
+        page = await booking.search_free_slots(
+            session, start=asked or now, now=now, after=after, limit=query.limit, **criteria
         )
-    return {"items": [s.as_json() for s in slots], "next_cursor": cursor}
+    return {
+        "items": [s.as_json() for s in page.items],
+        "next_cursor": paging.next_cursor(request, booking.SLOTS, page, scope),
+    }
 
 
 @roles(Role.STAFF)
@@ -187,8 +192,12 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return (await booking.book(conn, ctx, body)).as_json()
 
+    async def at_once(conn: AsyncConnection, pending: idempotency.Pending) -> dict[str, Any] | None:
+        made = await booking.book_at_once(conn, ctx, body, pending)
+        return made.as_json() if made is not None else None
+
     return await idempotent(
-        request, ctx.caller, key, body.model_dump(mode="json"), work, status=201
+        request, ctx.caller, key, body.model_dump(mode="json"), work, status=201, at_once=at_once
     )
 
 
@@ -200,11 +209,17 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
     response=Bookings,
 )
 async def list_bookings(request: web.Request, query: BookingsQuery) -> dict[str, Any]:
-    ctx = request_context(request)
-    items = await request.app[DB].run_write(
-        lambda session: booking.list_bookings(session, ctx, past=query.when == "past")
+    ctx, past = request_context(request), query.when == "past"
+    after = paging.after(request, booking.BOOKINGS, query.cursor, query.when)
+    page = await request.app[DB].run_write(
+        lambda session: booking.list_bookings(
+            session, ctx, past=past, after=after, limit=query.limit
+        )
     )
-    return {"items": [b.as_json() for b in items]}
+    return {
+        "items": [b.as_json() for b in page.items],
+        "next_cursor": paging.next_cursor(request, booking.BOOKINGS, page, query.when),
+    }
 
 
 @roles(*CARERS)

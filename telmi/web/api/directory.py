@@ -11,8 +11,11 @@ from telmi import facilities
 from telmi.facilities import FacilityFilter
 from telmi.keys import DB
 from telmi.models import Facility, FacilityCategory, Role, Specialty, User
+from telmi.paging import PageQuery
 from telmi.web.access import authenticated, request_context
 from telmi.web.api.spec import Out, endpoint
+from telmi.web.listing import scope
+from telmi.web.paging import after, next_cursor
 
 
 class Me(Out):
@@ -39,9 +42,14 @@ class FacilityOut(Out):
 
 
 class Facilities(Out):
-    """Facilities, by name"""
+    """A page of facilities, by name"""
 
     items: list[FacilityOut]
+    next_cursor: str | None = Field(description="`cursor` of the next page; null on the last")
+
+
+class FacilityPageQuery(FacilityFilter, PageQuery):
+    """The filters, `limit` and `cursor` (a cursor is valid only with the filters it came with)"""
 
 
 class SpecialtyOut(Out):
@@ -51,9 +59,10 @@ class SpecialtyOut(Out):
 
 
 class Specialties(Out):
-    """Specialties, by name"""
+    """A page of specialties, by name"""
 
     items: list[SpecialtyOut]
+    next_cursor: str | None = Field(description="`cursor` of the next page; null on the last")
 
 
 def facility_json(facility: Facility) -> dict[str, Any]:
@@ -93,20 +102,36 @@ async def me(request: web.Request) -> dict[str, Any]:
 
 @authenticated
 @endpoint(
-    "Facilities visible to the caller (staff: their own only)",
+    "Facilities visible to the caller (staff: their own only), a page at a time",
     "listFacilities",
-    query=FacilityFilter,
+    query=FacilityPageQuery,
     response=Facilities,
 )
-async def list_facilities(request: web.Request, query: FacilityFilter) -> dict[str, Any]:
+async def list_facilities(request: web.Request, query: FacilityPageQuery) -> dict[str, Any]:
+    viewer = request_context(request).caller
+    bound = scope(viewer.facility_id if viewer.role is Role.STAFF else "", query.departement,
+                  query.category)  # fmt: skip
+    key = after(request, facilities.FACILITIES, query.cursor, bound)
     async with request.app[DB].read() as session:
-        found = await facilities.list_facilities(session, request_context(request).caller, query)
-    return {"items": [facility_json(f) for f in found]}
+        page = await facilities.facility_page(session, viewer, query, after=key, limit=query.limit)
+    return {
+        "items": [facility_json(f) for f in page.items],
+        "next_cursor": next_cursor(request, facilities.FACILITIES, page, bound),
+    }
 
 
 @authenticated
-@endpoint("Medical specialties offered on the platform", "listSpecialties", response=Specialties)
-async def list_specialties(request: web.Request) -> dict[str, Any]:
+@endpoint(
+    "Medical specialties offered on the platform, a page at a time",
+    "listSpecialties",
+    query=PageQuery,
+    response=Specialties,
+)
+async def list_specialties(request: web.Request, query: PageQuery) -> dict[str, Any]:
+    key = after(request, facilities.SPECIALTIES, query.cursor)
     async with request.app[DB].read() as session:
-        found = await facilities.list_specialties(session)
-    return {"items": [specialty_json(s) for s in found]}
+        page = await facilities.specialty_page(session, after=key, limit=query.limit)
+    return {
+        "items": [specialty_json(s) for s in page.items],
+        "next_cursor": next_cursor(request, facilities.SPECIALTIES, page),
+    }

@@ -25,6 +25,8 @@ from telmi.models import (
     Patient,
     Role,
 )
+from telmi.paging import Key, Page, PageQuery
+from telmi.web import paging
 from telmi.web.access import request_context, roles
 from telmi.web.api.spec import Out, endpoint
 
@@ -52,9 +54,11 @@ class ExpertiseRequestOut(Out):
 
 
 class ExpertiseRequests(Out):
-    """Requests: the facility's, newest first (staff); the inbox, by due date (specialists)"""
+    """A page of requests, newest first: the facility's by creation (staff), the inbox by
+    sending (specialists)"""
 
     items: list[ExpertiseRequestOut]
+    next_cursor: str | None = Field(description="`cursor` for the next page; null on the last")
 
 
 class ExpertiseFacility(Out):
@@ -147,18 +151,35 @@ def photo_json(p: ExpertiseAttachment) -> dict[str, Any]:
 STATE = "Not in a state that allows it"
 
 
+async def list_page(
+    request: web.Request, after: Key | None, limit: int
+) -> tuple[Page[ExpertiseRequest], dict[int, str]]:
+    """A page of the caller's list and its residents' references, for the API and the page
+    alike (one audit event for the page)."""
+    ctx = request_context(request)
+
+    async def work(session: AsyncSession) -> tuple[Page[ExpertiseRequest], dict[int, str]]:
+        found = await expertise.listing(session, ctx, after=after, limit=limit)
+        return found, await patient_refs(session, found.items)
+
+    return await request.app[DB].run_write(work)
+
+
 @roles(*CARERS)
 @endpoint(
-    "Staff: their facility's requests; specialists: their inbox by due date",
+    "Staff: their facility's requests; specialists: their inbox; newest first, a page at a time",
     "listExpertise",
+    query=PageQuery,
     response=ExpertiseRequests,
 )
-async def list_requests(request: web.Request) -> dict[str, Any]:
-    ctx = request_context(request)
-    async with request.app[DB].read() as session:
-        found = await expertise.listing(session, ctx)
-        refs = await patient_refs(session, found)
-    return {"items": [request_json(r, refs) for r in found]}
+async def list_requests(request: web.Request, query: PageQuery) -> dict[str, Any]:
+    keyset, scope = expertise.list_keyset(request_context(request).caller)
+    key = paging.after(request, keyset, query.cursor, scope)
+    found, refs = await list_page(request, key, query.limit)
+    return {
+        "items": [request_json(r, refs) for r in found.items],
+        "next_cursor": paging.next_cursor(request, keyset, found, scope),
+    }
 
 
 @roles(Role.STAFF)

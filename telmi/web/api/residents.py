@@ -20,10 +20,13 @@ from telmi.models import (
     IdentityStatus,
     Role,
 )
+from telmi.paging import PageQuery
 from telmi.patients import ResidentInput
-from telmi.values import Query, text
+from telmi.values import text
 from telmi.web.access import request_context, roles
 from telmi.web.api.spec import Out, endpoint
+from telmi.web.listing import scope
+from telmi.web.paging import after, next_cursor
 
 CARERS = (Role.STAFF, Role.SPECIALIST)
 TAKEN = (
@@ -32,7 +35,9 @@ TAKEN = (
 )
 
 
-class ResidentSearch(Query):
+class ResidentSearch(PageQuery):
+    """The search, `limit` and `cursor` (a cursor is valid only with the search it came with)"""
+
     q: text(100) = Field("", description="part of a name or of the reference")  # type: ignore[valid-type]
 
 
@@ -64,9 +69,10 @@ class ResidentOut(Out):
 
 
 class Residents(Out):
-    """The facility's residents, by name"""
+    """A page of the facility's residents, in the order they were recorded"""
 
     items: list[ResidentOut]
+    next_cursor: str | None = Field(description="`cursor` of the next page; null on the last")
 
 
 class Recorder(Out):
@@ -100,17 +106,25 @@ def _vault_tz(request: web.Request) -> dict[str, Any]:
 
 @roles(Role.STAFF)
 @endpoint(
-    "The caller's facility's residents, by name; q searches names and references",
+    "The caller's facility's residents, a page at a time in the order they were recorded; "
+    "q searches names and references (one access event per page)",
     "listResidents",
     query=ResidentSearch,
     response=Residents,
 )
 async def list_residents(request: web.Request, query: ResidentSearch) -> dict[str, Any]:
     ctx, vault = request_context(request), request.app[SETTINGS].vault
-    found = await request.app[DB].run_write(
-        lambda s: patients.list_residents(s, ctx, vault=vault, search=query.q)
+    bound = scope(ctx.caller.facility_id, query.q.strip().casefold())
+    key = after(request, patients.RESIDENTS, query.cursor, bound)
+    page = await request.app[DB].run_write(
+        lambda s: patients.residents_page(
+            s, ctx, vault=vault, search=query.q, after=key, limit=query.limit
+        )
     )
-    return {"items": [r.as_json() for r in found]}
+    return {
+        "items": [r.as_json() for r in page.items],
+        "next_cursor": next_cursor(request, patients.RESIDENTS, page, bound),
+    }
 
 
 @roles(Role.STAFF)

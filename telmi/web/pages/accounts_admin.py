@@ -6,15 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from telmi import account_links, facilities
 from telmi.account_links import Invitation, UserEdit
+from telmi.accounts import USERS, users_page
 from telmi.errors import TelmiError
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role, User
 from telmi.values import parse
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
+from telmi.web.listing import PARAM, page_after, page_links
 from telmi.web.pages import forms
 from telmi.web.render import render
 
@@ -47,13 +50,22 @@ async def _choices(request: web.Request) -> dict[str, Any]:
         }
 
 
+def _here(request: web.Request) -> URL:
+    """The list's own address, with its cursor: a refused invitation is shown on it again."""
+    url = request.app.router["accounts_admin"].url_for()
+    cursor = request.query.get(PARAM)
+    return url.with_query({PARAM: cursor}) if cursor else url
+
+
 async def _list(
     request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> web.Response:
+    after = page_after(request, USERS)
     async with request.app[DB].read() as session:
-        users = await account_links.list_users(session)
+        users = await users_page(session, after=after)
     context = {
-        "users": users,
+        "users": users.items,
+        **page_links(request, USERS, users, base=_here(request)),
         "status_of": account_links.status_of,
         "values": values,
         "errors": errors,

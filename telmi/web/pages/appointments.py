@@ -21,7 +21,9 @@ from telmi.context import Context
 from telmi.errors import TelmiError, ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, Booking, BookingStatus, Role, Slot
+from telmi.paging import MAX_CURSOR, Key, Keyset, Page
 from telmi.values import LocalDate, Query, parse, text
+from telmi.web import paging
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
 from telmi.web.pages import forms, resident_choice, resident_forms
@@ -29,6 +31,38 @@ from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
 
 PAGE_SIZE = 20
+STALE_PAGE = (
+    "Ce lien de page n'est plus valable (modifié, ou venu d'une autre liste) : "
+    "voici la première page."
+)
+
+
+def _after(request: web.Request, keyset: Keyset, param: str, scope: str) -> Key | None:
+    """The key the page's `?<param>=` cursor names (None: the first page); a cursor this
+    list, with these filters, did not hand out is a ValidationError the page can show."""
+    try:
+        return paging.after(request, keyset, request.query.get(param) or None, scope)
+    except ValidationError:
+        raise ValidationError(STALE_PAGE, code="invalid_cursor") from None
+
+
+def _links(
+    request: web.Request,
+    keyset: Keyset,
+    page: Page[Any],
+    scope: str,
+    param: str = "curseur",
+    fragment: str = "",
+) -> dict[str, str | None]:
+    """« Page suivante » (this address, the next cursor) and « Première page » (without it):
+    plain links, so the lists page without a script."""
+    here, cursor = request.rel_url, paging.next_cursor(request, keyset, page, scope)
+    following = here.update_query({param: cursor or ""}).with_fragment(fragment or None)
+    first = here.without_query_params(param).with_fragment(fragment or None)
+    return {
+        "next_page": str(following) if cursor else None,
+        "first_page": str(first) if param in here.query else None,
+    }
 
 
 def _done(request: web.Request, ok: str) -> web.HTTPSeeOther:
@@ -45,51 +79,51 @@ class SearchForm(Query):
     specialite: text(40) | None = None  # type: ignore[valid-type]
     departement: text(3) | None = None  # type: ignore[valid-type]
     acte: ActType | None = None
-    curseur: text(200) | None = None  # type: ignore[valid-type]
+    curseur: text(MAX_CURSOR) | None = None  # type: ignore[valid-type]
 
 
-def _criteria(request: web.Request) -> dict[str, Any]:
-    """The search form's fields (a blank one is no filter) to the search's arguments."""
+def _criteria(request: web.Request) -> tuple[dict[str, Any], str]:
+    """The search form's fields (a blank one is no filter) to the search's arguments, and
+    the scope its cursors are bound to."""
     now = request_context(request).now
     asked = parse(SearchForm, {k: v for k, v in request.query.items() if v}, strict=False)
-    start = now
+    start = None
     if asked.du is not None:
         start = datetime.combine(asked.du, time(), tzinfo=request.app[SETTINGS].tz)
-    return {
+    criteria: dict[str, Any] = {
         "specialty": asked.specialite,
         "departement": asked.departement,
         "act_type": asked.acte,
-        "start": start,
         "end": None,
-        "now": now,
-        "limit": PAGE_SIZE,
-        "cursor": asked.curseur,
     }
+    scope = booking.search_scope(start=start, **criteria)
+    after = _after(request, booking.SLOTS, "curseur", scope)
+    criteria |= {"start": start or now, "now": now, "after": after, "limit": PAGE_SIZE}
+    return criteria, scope
 
 
 @roles(Role.STAFF)
 async def search(request: web.Request) -> web.Response:
     """Free slots, earliest first, filtered by the search form, a page at a time."""
     error: TelmiError | None = None
-    slots: list[FreeSlot] = []
-    cursor = None
+    page: Page[FreeSlot] = Page([], None)
+    scope = ""
     async with request.app[DB].read() as session:
         specialties = await facilities.list_specialties(session)
         departements = await facilities.list_departements(session)
         try:
-            slots, cursor = await booking.search_free_slots(session, **_criteria(request))
+            criteria, scope = _criteria(request)
+            page = await booking.search_free_slots(session, **criteria)
         except ValidationError as exc:
             error = exc
-    here = request.rel_url
     context = page_context(
         request,
         filters=request.query,
         specialties=specialties,
         departements=departements,
-        slots=slots,
-        next_page=here.update_query(curseur=cursor) if cursor else None,
-        first_page=here.without_query_params("curseur") if "curseur" in here.query else None,
+        slots=page.items,
         error=readable(error) if error else None,
+        **_links(request, booking.SLOTS, page, scope),
     )
     return render(request, "booking_search.html", context, status=error.status if error else 200)
 
@@ -241,6 +275,10 @@ async def _book(
 
 # --- the facility's bookings ------------------------------------------------------------------
 
+# The page's two lists, by the name of their cursor's parameter (and of their section).
+SECTIONS = ("a_venir", "passes")
+_SCOPES = {"a_venir": "page:upcoming", "passes": "page:past"}  # no holds: not the API's lists
+
 
 async def _bookings_page(
     request: web.Request,
@@ -248,30 +286,55 @@ async def _bookings_page(
     failed: int | None = None,
     **extra: Any,
 ) -> web.Response:
+    """Both lists, a page each (`?a_venir=` and `?passes=` carry their cursors): holds are
+    left out (a form being filled in), and the two pages are one `booking.listed` event."""
     ctx = request_context(request)
+    after: dict[str, Key | None] = {}
+    for section in SECTIONS:
+        try:
+            after[section] = _after(request, booking.BOOKINGS, section, _SCOPES[section])
+        except ValidationError as exc:
+            after[section], error = None, error or exc
 
     async def work(
         session: AsyncSession,
-    ) -> tuple[list[BookingView], list[BookingView], dict[int, datetime]]:
+    ) -> tuple[Page[BookingView], Page[BookingView], dict[int, datetime]]:
         # Listing records an audit event (patient references are shown): a write transaction.
-        upcoming = await booking.list_bookings(session, ctx)
-        past = await booking.list_bookings(session, ctx, past=True)
-        cancelled = [b.id for b in upcoming + past if b.status is BookingStatus.CANCELLED]
+        upcoming, past = [
+            await booking.list_bookings(
+                session,
+                ctx,
+                past=section == "passes",
+                after=after[section],
+                limit=PAGE_SIZE,
+                holds=False,
+                record=False,
+            )
+            for section in SECTIONS
+        ]
+        shown = upcoming.items + past.items
+        await booking.record_listed(session, ctx, shown)
+        cancelled = [b.id for b in shown if b.status is BookingStatus.CANCELLED]
         return upcoming, past, await booking.moved_to(session, cancelled)
 
     upcoming, past, moved = await request.app[DB].run_write(work)
     context = page_context(
         request,
-        upcoming=[b for b in upcoming if b.status is not BookingStatus.HELD],
-        past=[b for b in past if b.status is not BookingStatus.HELD],
+        upcoming=upcoming.items,
+        past=past.items,
+        pages={
+            section: _links(request, booking.BOOKINGS, listed, _SCOPES[section], section, section)
+            for section, listed in zip(SECTIONS, (upcoming, past), strict=True)
+        },
         moved=moved,
         error=readable(error) if error else None,
         failed=failed,
         room_opens_minutes=request.app[SETTINGS].room_opens_minutes,
     )
-    context |= await _consents(request, upcoming) | extra
+    shown = upcoming.items + past.items
+    context |= await _consents(request, upcoming.items) | extra
     async with request.app[DB].read() as session:  # the « Compte rendu » links
-        context["report_status"] = await reports.statuses(session, [b.id for b in upcoming + past])
+        context["report_status"] = await reports.statuses(session, [b.id for b in shown])
     status = error.status if error else 200
     return render(request, "bookings.html", context, status=status)
 
@@ -339,32 +402,34 @@ async def _move_page(
 ) -> web.Response:
     """The booking and the free slots of the same specialty and act it could move to."""
     ctx = request_context(request)
-    now, cursor = ctx.now, request.query.get("curseur") or None
+    now, scope = ctx.now, f"move:{booking_id}"  # the booking fixes the specialty and act
+    try:
+        after = _after(request, booking.SLOTS, "curseur", scope)
+    except ValidationError as exc:
+        after, error = None, error or exc
 
-    async def work(session: AsyncSession) -> tuple[BookingView, list[FreeSlot], str | None]:
+    async def work(session: AsyncSession) -> tuple[BookingView, Page[FreeSlot]]:
         current = await booking.get_booking(session, ctx, booking_id)
-        slots, next_cursor = await booking.search_free_slots(
+        slots = await booking.search_free_slots(
             session,
             specialty=current.slot.specialty_code,
             act_type=current.act_type,
             start=now,
             end=None,
             now=now,
+            after=after,
             limit=PAGE_SIZE,
-            cursor=cursor,
         )
-        return current, slots, next_cursor
+        return current, slots
 
-    current, slots, next_cursor = await request.app[DB].run_write(work)
-    here = request.rel_url.with_query(None)
+    current, slots = await request.app[DB].run_write(work)
     context = page_context(
         request,
         booking=current,
         movable=current.status is BookingStatus.CONFIRMED and current.slot.starts_at > now,
-        slots=slots,
-        next_page=here.with_query(curseur=next_cursor) if next_cursor else None,
-        first_page=here if cursor else None,
+        slots=slots.items,
         error=readable(error) if error else None,
+        **_links(request, booking.SLOTS, slots, scope),
     )
     status = error.status if error else 200
     return render(request, "booking_move.html", context, status=status)

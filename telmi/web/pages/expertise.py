@@ -20,8 +20,9 @@ from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, ExpertiseStatus, Role, Specialty
 from telmi.values import Body, parse
 from telmi.web.access import request_context, roles
-from telmi.web.api.expertise import patient_refs, run_step
+from telmi.web.api.expertise import list_page, patient_refs, run_step
 from telmi.web.http import path_id
+from telmi.web.listing import page_after, page_links
 from telmi.web.pages import forms, resident_choice, resident_forms
 from telmi.web.pages.display import FORM_ERRORS, page_context
 from telmi.web.render import render
@@ -29,25 +30,30 @@ from telmi.web.render import render
 CARERS = (Role.STAFF, Role.SPECIALIST)
 
 
+PAGE_SIZE = 50
+
+
 @roles(*CARERS)
 async def index(request: web.Request) -> web.Response:
+    """A page of the list, newest first; « Page suivante » carries the signed cursor."""
     ctx = request_context(request)
     user, now = ctx.caller, ctx.now
+    keyset, scope = expertise.list_keyset(user)
+    page, refs = await list_page(request, page_after(request, keyset, scope), PAGE_SIZE)
     async with request.app[DB].read() as session:
-        items = await expertise.listing(session, ctx)
         names = {s.id: s.name for s in await session.scalars(select(Specialty))}
-        refs = await patient_refs(session, items)
     return render(
         request,
         "expertise_list.html",
         page_context(
             request,
-            items=items,
+            items=page.items,
             names=names,
             refs=refs,
-            late={r.id for r in items if expertise.is_overdue(r, now)},
+            late={r.id for r in page.items if expertise.is_overdue(r, now)},
             labels=expertise.LABELS,
             specialist=user.role is Role.SPECIALIST,
+            **page_links(request, keyset, page, scope),
         ),
     )
 

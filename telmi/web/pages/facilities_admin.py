@@ -15,6 +15,7 @@ from telmi.models import Facility, FacilityCategory, Role
 from telmi.values import parse
 from telmi.web.access import request_context, roles
 from telmi.web.http import path_id
+from telmi.web.listing import page_after, page_links, scope
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context
 from telmi.web.render import render
@@ -57,19 +58,19 @@ def _see_other(request: web.Request, name: str, ok: str, **parts: str) -> web.HT
 @roles(Role.ADMIN)
 async def facility_list(request: web.Request) -> web.Response:
     wanted = parse(FacilitySearch, dict(request.query), strict=False)
+    bound = scope(*wanted.model_dump().values())
+    after = page_after(request, facilities.ADMIN_FACILITIES, bound)
     async with request.app[DB].read() as session:
-        found = await facilities.search_facilities(session, wanted)
+        found = await facilities.search_facilities(session, wanted, after=after)
         departements = await facilities.list_departements(session)
-    query = {k: v for k, v in request.query.items() if k in FacilitySearch.model_fields}
     context = {
         "found": found,
         "wanted": wanted,
         "departements": departements,
         "categories": list(FacilityCategory),
         "labels": LABELS,
-        "previous": query | {"page": str(found.page - 1)} if found.page > 1 else None,
-        "next": query | {"page": str(found.page + 1)} if found.has_next else None,
         "notice": _notice(request),
+        **page_links(request, facilities.ADMIN_FACILITIES, found, bound),
     }
     return render(request, "admin_facilities.html", context)
 
@@ -249,9 +250,9 @@ async def specialty_reinstate(request: web.Request) -> web.StreamResponse:
 
 @roles(Role.ADMIN)
 async def journal(request: web.Request) -> web.Response:
-    raw = request.query.get("avant", "")
-    before_id = int(raw) if raw.isdigit() and len(raw) <= 10 else None
+    after = page_after(request, admin_journal.KEYSET)
     async with request.app[DB].read() as session:
-        found, next_id = await admin_journal.changes(session, before_id=before_id)
-    context: dict[str, Any] = page_context(request, changes=found, next_id=next_id)
+        found = await admin_journal.changes(session, after=after)
+    links = page_links(request, admin_journal.KEYSET, found)
+    context: dict[str, Any] = page_context(request, changes=found.items, **links)
     return render(request, "admin_journal.html", context)

@@ -16,16 +16,14 @@ from telmi import facilities, record_access
 from telmi.errors import TelmiError
 from telmi.keys import DB, SETTINGS
 from telmi.models import Role
+from telmi.paging import Page
 from telmi.values import Id, PatientRef, Query, parse
 from telmi.web.access import current_user, request_context, roles
 from telmi.web.http import path_id
+from telmi.web.listing import page_after, page_links
 from telmi.web.pages import forms
 from telmi.web.pages.display import FORM_ERRORS, page_context, readable
 from telmi.web.render import render
-
-
-class Cursor(Query):
-    avant: Id | None = None
 
 
 class Lookup(Query):
@@ -74,17 +72,17 @@ async def find(request: web.Request) -> web.StreamResponse:
 @roles(Role.ADMIN, Role.STAFF)
 async def show(request: web.Request) -> web.Response:
     ctx, patient_id = request_context(request), path_id(request, "patient_id")
-    cursor = parse(Cursor, dict(request.query), strict=False)
+    bound = str(patient_id)
+    after = page_after(request, record_access.KEYSET, bound)
     page = await request.app[DB].run_write(
-        lambda s: record_access.events_for_resident(s, ctx, patient_id, before=cursor.avant)
+        lambda s: record_access.events_for_resident(s, ctx, patient_id, after=after)
     )
-    here = request.rel_url
+    links = page_links(request, record_access.KEYSET, Page(page.events, page.next_key), bound)
     context = page_context(
         request,
         page=page,
         retention_months=request.app[SETTINGS].audit_retention_months,
-        next_page=here.update_query(avant=page.next_cursor) if page.next_cursor else None,
-        first_page=here.without_query_params("avant") if cursor.avant else None,
+        **links,
     )
     return render(request, "record_access.html", context)
 

@@ -23,6 +23,7 @@ from telmi.patients import Resident, ResidentInput
 from telmi.values import Query, parse, text
 from telmi.web.access import request_context, roles
 from telmi.web.http import path_id
+from telmi.web.listing import page_after, page_links, scope
 from telmi.web.pages import forms, resident_forms
 from telmi.web.pages.display import FORM_ERRORS, page_context
 from telmi.web.render import render
@@ -57,14 +58,20 @@ def _resident_url(request: web.Request, patient_id: int, ok: str) -> web.HTTPSee
 
 @roles(Role.STAFF)
 async def index(request: web.Request) -> web.Response:
-    """The facility's residents, by name; the search box filters names and references."""
+    """The facility's residents, 50 a page in the order they were recorded; the search box
+    filters names and references."""
     ctx, vault = request_context(request), request.app[SETTINGS].vault
     asked = parse(ResidentSearch, dict(request.query), strict=False)
-    residents = await request.app[DB].run_write(
-        lambda s: patients.list_residents(s, ctx, vault=vault, search=asked.q)
+    bound = scope(ctx.caller.facility_id, asked.q.strip().casefold())
+    after = page_after(request, patients.RESIDENTS, bound)
+    page = await request.app[DB].run_write(
+        lambda s: patients.residents_page(s, ctx, vault=vault, search=asked.q, after=after)
     )
     today = ctx.now.astimezone(request.app[SETTINGS].tz).date()
-    context = page_context(request, residents=residents, q=asked.q, today=today, **_labels())
+    links = page_links(request, patients.RESIDENTS, page, bound)
+    context = page_context(
+        request, residents=page.items, q=asked.q, today=today, **links, **_labels()
+    )
     return render(request, "residents.html", context)
 
 
