@@ -260,6 +260,34 @@ async def test_the_monthly_report_counts_patients_like_the_log(db: Database) -> 
         }[row.keys["act_type"]]
         if row.current.acts or row.current.patients:
             assert by_month[row.keys["month"]][column] == row.current.patients
+    # The professionals, read in one pass over the log: those with a positive net per month.
+    async with db.read() as session:
+        logged_acts = (
+            await session.execute(
+                select(Act).where(
+                    Act.occurred_on >= query.start,
+                    Act.occurred_on < query.end,
+                    Act.act_type.in_([ActType.TELECONSULTATION, ActType.TELEEXPERTISE]),
+                )
+            )
+        ).scalars()
+        nets: dict[tuple[str, int, str], int] = {}
+        for act in logged_acts:
+            for column, who in (
+                ("professionnels_requerants", act.requester_rpps or f"u{act.requester_id}"),
+                ("professionnels_requis", act.specialist_rpps or f"u{act.specialist_id}"),
+            ):
+                nets[column, act.month, who] = nets.get((column, act.month, who), 0) + act.sign
+    expected: dict[tuple[str, str], int] = {}
+    for (column, month, _), net in nets.items():
+        if net > 0:
+            key = (column, stats.display_key("month", month))
+            expected[key] = expected.get(key, 0) + 1
+    assert expected and all(
+        by_month[month][column] == expected.get((column, month), 0)
+        for month in by_month
+        for column in ("professionnels_requerants", "professionnels_requis")
+    )
 
 
 async def test_the_migration_fills_the_sets_from_an_existing_log(fresh_database_url: str) -> None:

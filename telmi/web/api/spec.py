@@ -4,12 +4,16 @@ operation written from that declaration."""
 from __future__ import annotations
 
 import functools
+import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, Union
 
+import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter
+from typing_extensions import TypedDict
 
 from telmi.values import Id
 from telmi.web.http import path_ids, read_body, read_query
@@ -70,7 +74,7 @@ def endpoint(
     sent) or a response of its own."""
     info = Endpoint(summary, operation_id, **declared)
     body, query, response = info.body, info.query, info.response
-    checker = TypeAdapter(response) if response is not None else None
+    checker = response_checker(response) if response is not None else None
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[[web.Request], Awaitable[Any]]:
         @functools.wraps(handler)
@@ -83,14 +87,83 @@ def endpoint(
             result = await handler(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
-            if checker is not None:
-                checker.validate_python(result)
-            return web.json_response(result, status=info.status)
+            if checker is None:
+                return web.json_response(result, status=info.status)
+            sent = pydantic_core.to_json(result)
+            checker.validate_json(sent)  # the very bytes sent, as a client will read them
+            return web.Response(
+                body=sent, status=info.status, content_type="application/json", charset="utf-8"
+            )
 
         setattr(run, ENDPOINT, info)
         return run
 
     return decorate
+
+
+class _NoMirror(Exception):
+    pass
+
+
+def _swapped(annotation: Any, building: set[type[BaseModel]]) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _mirror(annotation, building)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is None or origin is Literal or not args:
+        return annotation
+    if origin is Annotated:
+        return Annotated[(_swapped(args[0], building), *annotation.__metadata__)]
+    inner = tuple(_swapped(a, building) for a in args)
+    if origin is Union or origin is types.UnionType:
+        return Union[inner]  # noqa: UP007 (built from a tuple)
+    if origin in (list, dict, tuple, set, frozenset):
+        return origin[inner if len(inner) > 1 else inner[0]]
+    raise _NoMirror(annotation)
+
+
+def _mirror(model: type[BaseModel], building: set[type[BaseModel]]) -> Any:
+    """A TypedDict with the model's fields, constraints and `extra` rule, nested models
+    mirrored too; `_NoMirror` for what a plain dict cannot check alike (validators,
+    aliases, computed fields, recursion)."""
+    decorators = model.__pydantic_decorators__
+    if model in building or any(
+        (
+            decorators.validators,
+            decorators.field_validators,
+            decorators.root_validators,
+            decorators.model_validators,
+            decorators.field_serializers,
+            decorators.model_serializers,
+            decorators.computed_fields,
+        )
+    ):
+        raise _NoMirror(model)
+    building = building | {model}
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.alias or info.serialization_alias or info.discriminator or not info.repr:
+            raise _NoMirror(model)
+        kind = _swapped(info.annotation, building)
+        if info.metadata:
+            kind = Annotated[(kind, *info.metadata)]
+        fields[name] = kind if info.is_required() else NotRequired[kind]
+    make: Any = TypedDict  # built from the model's fields, which mypy cannot follow
+    mirror = make(model.__name__, fields)
+    mirror.__pydantic_config__ = ConfigDict(extra=model.model_config.get("extra") or "ignore")
+    return mirror
+
+
+def response_checker(model: type[BaseModel]) -> TypeAdapter[Any]:
+    """What checks a handler's answer against its declared response model.
+
+    The model's own fields read into plain dicts (a TypedDict mirror of it): the same
+    schema, without building an instance per object, which cost the largest share of the
+    server's CPU in `telmi bench mixed` (a page of 50 slots: 151 instances). A model a
+    mirror cannot check alike is checked as itself."""
+    try:
+        return TypeAdapter(_mirror(model, set()))
+    except _NoMirror:
+        return TypeAdapter(model)
 
 
 def endpoint_of(handler: Any) -> Endpoint | None:
