@@ -13,12 +13,11 @@ import base64
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from telmi import accounts, admin_journal, facilities, patients, record_access
@@ -47,6 +46,7 @@ from .factories import (
     make_specialty,
     make_user,
 )
+from .plans import selects_sent
 
 NEXT = re.compile(r'href="([^"]*curseur=[^"]*)" rel="next"')
 # The indexes these lists read; until the lead's migration adds them, the tests add them
@@ -424,22 +424,6 @@ async def test_residents_walk_once_with_one_access_event_per_request(
 # --- PostgreSQL: the plan of what the services run ----------------------------------------------
 
 
-@contextmanager
-def _captured(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The SELECT statements the engine sends, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, parameters))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", before)
-
-
 def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if "Relation Name" in plan or "Scan" in plan["Node Type"]:
         yield plan
@@ -500,7 +484,7 @@ async def test_on_postgresql_a_page_reads_at_most_limit_plus_one_rows(pg_db: Dat
         # The first page, then the one after it: both must cost a page.
         key: Key | None = None
         for _ in range(2):
-            with _captured(db) as captured:
+            with selects_sent(db) as captured:
                 async with db.write() as session:
                     page = await work(session, key)
             await _assert_page_cost(db, captured, limit)
@@ -560,7 +544,7 @@ async def test_on_postgresql_a_residents_page_reads_its_rows_only(pg_db: Databas
         await conn.exec_driver_sql("VACUUM ANALYZE patients")
     key: Key | None = None
     for _ in range(2):  # the first page and the next
-        with _captured(db) as captured:
+        with selects_sent(db) as captured:
             async with db.write() as session:
                 page = await patients.residents_page(
                     session, Context(nurse, NOW), vault=VAULT, after=key

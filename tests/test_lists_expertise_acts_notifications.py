@@ -12,14 +12,13 @@ import base64
 import json
 import re
 from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from html import unescape
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from telmi import acts, expertise, notify
 from telmi.context import Context
@@ -48,6 +47,7 @@ from .factories import (
     make_user,
     rpps_for,
 )
+from .plans import selects_sent
 
 PARIS = ZoneInfo("Europe/Paris")
 INVALID = {"code": "invalid_cursor", "field": "cursor"}
@@ -520,22 +520,6 @@ async def test_notifications_page_walks_every_notice_once_and_writes_nothing(
 # --- a page's cost on PostgreSQL -----------------------------------------------------------------
 
 
-@contextmanager
-def _statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The statements the services run, as sent to the driver."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, parameters))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
-
-
 def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield plan
     for child in plan.get("Plans", []):
@@ -567,7 +551,7 @@ async def _rows_read(db: Database, statement: str, parameters: Any) -> list[tupl
 
 async def _check_cost(db: Database, run: Awaitable[T], limit: int) -> T:
     """Run a service's read (not started yet) and EXPLAIN the one statement it sent."""
-    with _statements(db) as seen:
+    with selects_sent(db) as seen:
         result = await run
     listed = [
         s
@@ -692,7 +676,7 @@ async def test_each_page_is_read_off_an_index_on_sqlite(sqlite_db: Database) -> 
 
 
 async def _sqlite_plan(db: Database, run: Awaitable[T]) -> T:
-    with _statements(db) as seen:
+    with selects_sent(db) as seen:
         result = await run
     listed = [s for s in seen if "audit_events" not in s[0]]
     assert len(listed) == 1, listed
