@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import audit
+from telmi import audit, patient_counts
 from telmi.context import Context
 from telmi.db import Executor, dialect_name, is_unique_violation
 from telmi.errors import Conflict, NotFound, ValidationError
@@ -315,7 +315,9 @@ async def _write(
         raise
     dialect = dialect_name(session)
     await session.execute(_ROLLUP[dialect], _rollup_rows(entries))
-    await session.execute(_PATIENT_SETS[dialect], _patient_rows(entries))
+    patients = _patient_rows(entries)
+    await patient_counts.record(session, patients)
+    await session.execute(_PATIENT_SETS[dialect], patients)
     return written
 
 
@@ -577,8 +579,9 @@ class Verdict:
     checked: int
     broken_id: int | None = None
     problem: str = ""
-    rollup_mismatches: int = 0  # cells of `act_months`, plus rows of `act_month_patients`
-    patient_mismatches: int = 0  # the rows of `act_month_patients` among them
+    rollup_mismatches: int = 0  # cells of `act_months`, plus the two below
+    patient_mismatches: int = 0  # rows of `act_month_patients` differing from the log
+    count_mismatches: int = 0  # rows of `act_patient_counts` differing from those sets
 
     @property
     def ok(self) -> bool:
@@ -609,7 +612,7 @@ async def _rows(session: AsyncSession, batch: int) -> AsyncIterator[Any]:
 async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = None) -> Verdict:
     """Recompute the chain from the first act; name the first entry whose hash is wrong or
     whose link to its predecessor is. Then check the rollup and its patient sets against
-    the log's sums."""
+    the log's sums, and the kept patient counts against the sets."""
     total = int(await session.scalar(select(func.count()).select_from(Act)) or 0)
     expected_prev, checked = GENESIS, 0
     async for r in _rows(session, batch):
@@ -624,10 +627,12 @@ async def verify(session: AsyncSession, *, batch: int = 5000, progress: Any = No
     if progress is not None:
         progress(checked, total)
     patients = await patient_mismatches(session)
+    counts = await patient_counts.mismatches(session)
     return Verdict(
         checked,
-        rollup_mismatches=await rollup_mismatches(session) + patients,
+        rollup_mismatches=await rollup_mismatches(session) + patients + counts,
         patient_mismatches=patients,
+        count_mismatches=counts,
     )
 
 

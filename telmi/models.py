@@ -938,6 +938,8 @@ class ActMonthPatient(Base):
     they are counted over these rows (one per patient and cell) instead of over the log."""
 
     __tablename__ = "act_month_patients"
+    # A patient's rows of a year, read when one of their acts is written (`patient_counts`).
+    __table_args__ = (Index("ix_act_month_patients_patient_key_month", "patient_key", "month"),)
 
     month: Mapped[int] = mapped_column(Integer, primary_key=True)
     act_type: Mapped[ActType] = mapped_column(_enum(ActType, "act_type"), primary_key=True)
@@ -950,6 +952,26 @@ class ActMonthPatient(Base):
     specialty_code: Mapped[str] = mapped_column(String(40), primary_key=True)
     patient_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     acts: Mapped[int] = mapped_column(Integer)
+
+
+class ActPatientCount(Base):
+    """Distinct patients kept as counts, per month and coarse cell, so a year's figures by
+    month, département and facility category are read, not counted.
+
+    A cell is a region, département and facility category, each '' where it is summed over
+    (six grains: see `telmi/patient_counts.py`). `patients` is the month's distinct patients
+    in the cell; `new_patients` those whose first month of the calendar year in the cell is
+    this one, so a year to the end of any month is the sum of its months'. Written with the
+    patient sets in the act's transaction."""
+
+    __tablename__ = "act_patient_counts"
+
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    departement_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    facility_category: Mapped[str] = mapped_column(String(19), primary_key=True)
+    patients: Mapped[int] = mapped_column(Integer)
+    new_patients: Mapped[int] = mapped_column(Integer)
 
 
 # The actions an administrator's change writes; the reads and the care acts are elsewhere.

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    exists,
     func,
     literal,
     select,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi import values
+from telmi import patient_counts, values
 from telmi.db import dialect_name
 from telmi.errors import ValidationError
 from telmi.models import (
@@ -434,6 +435,9 @@ async def _count_patients(
         if not query.group_by:
             return cells.get((), Cell(patients=0)).patients or 0
         return int(await session.scalar(_distinct(everything, _ACTS.c.patient_key)) or 0)
+    kept = _kept(query)
+    if kept is not None:
+        return await _count_kept(session, query, cells, kept)
     postgresql = dialect_name(session) == "postgresql"
     if postgresql:
         # A year of patient keys, sorted per group and for the whole: in memory, not on disk;
@@ -453,6 +457,103 @@ async def _count_patients(
     if not together:
         whole = int(await session.scalar(_patients(everything, postgresql=postgresql)) or 0)
     return whole
+
+
+_KEPT = {k: _COLUMNS[k] for k in ("region", "departement", "facility_category")}
+
+
+@dataclass(frozen=True)
+class _Kept:
+    single: bool  # the period is one whole month
+    tail: date | None  # the 1st of a partial last month, counted on the log
+
+
+def _kept(query: Query) -> _Kept | None:
+    """Whether `patient_counts` holds the answer: groups and filters on région, département
+    and category only (a filter on one value each), by month or year or not by time, over
+    one whole month or from the 1st of January to a day of the same year (the partial last
+    month is read from the log, and matched against the year's sets)."""
+    dims = [k for k in query.group_by if k not in TIME_KEYS]
+    if not {k for k in query.group_by if k in TIME_KEYS} <= {"month", "year"}:
+        return None
+    if not set(dims) <= _KEPT.keys() or not set(query.filters) <= _KEPT.keys():
+        return None
+    if any(len(v) != 1 for v in query.filters.values()):
+        return None  # a sum over several values would count a patient in two of them twice
+    if query.start.day != 1 or query.end <= query.start:
+        return None
+    if query.end == _first_of_next_month(query.start):
+        return _Kept(single=True, tail=None)
+    if query.start.month == 1 and query.end <= date(query.start.year + 1, 1, 1):
+        return _Kept(single=False, tail=None if query.end.day == 1 else query.end.replace(day=1))
+    return None
+
+
+def _new_in_tail(query: Query, tail: date, group_by: tuple[str, ...]) -> Select[Any]:
+    """Per group, the patients of the partial last month not seen in the group before it
+    this year: probed in the sets through their (patient, month) index."""
+    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(group_by)]
+    seen = (
+        select(*keys, _ACTS.c.patient_key.label("who"))
+        .where(_log_range(tail, query.end), *_filters(_ACTS, query))
+        .group_by(*keys, _ACTS.c.patient_key)
+        .having(func.sum(_ACTS.c.sign) > 0)
+        .subquery()
+    )
+    earlier = exists().where(
+        _PATIENTS.c.patient_key == seen.c.who,
+        _PATIENTS.c.month >= _yyyymm(query.start),
+        _PATIENTS.c.month < _yyyymm(tail),
+        _PATIENTS.c.acts > 0,
+        *(
+            _PATIENTS.c[_COLUMNS[k]] == seen.c[f"k{i}"]
+            for i, k in enumerate(group_by)
+            if k in _KEPT
+        ),
+        *_filters(_PATIENTS, query),
+    )
+    groups = [seen.c[f"k{i}"] for i in range(len(keys))]
+    return select(*groups, func.count()).select_from(seen).where(~earlier).group_by(*groups)
+
+
+async def _count_kept(
+    session: AsyncSession, query: Query, cells: dict[Key, Cell], kept: _Kept
+) -> int:
+    """`_count_patients` from the kept counts: a month's patients where the groups are
+    months (or the period is one), the year's new patients summed up to the end otherwise."""
+    filters = {_KEPT[k]: v for k, v in query.filters.items()}
+    span = {"first_month": _yyyymm(query.start), "end_month": _yyyymm(kept.tail or query.end)}
+
+    async def counted(group_by: tuple[str, ...]) -> dict[Key, int]:
+        by_month = kept.single or "month" in group_by
+        grain = patient_counts.grain_of([*(_KEPT[k] for k in group_by if k in _KEPT), *filters])
+        groups: dict[Key, int] = {}
+        for month, *cell, patients, new in await patient_counts.read(
+            session, grain=grain, filters=filters, **span
+        ):
+            named = dict(zip(patient_counts.DIMENSIONS, cell, strict=True))
+            key = tuple(
+                month if k == "month" else month // 100 if k == "year" else named[_KEPT[k]]
+                for k in group_by
+            )
+            groups[key] = groups.get(key, 0) + (patients if by_month else new)
+        if kept.tail is not None:
+            tail = replace(query, start=kept.tail, group_by=group_by)
+            part = (
+                _distinct(tail, _ACTS.c.patient_key)
+                if by_month
+                else _new_in_tail(query, kept.tail, group_by)
+            )
+            for row in await session.execute(part):
+                key = _key(row[:-1])
+                groups[key] = groups.get(key, 0) + int(row[-1])
+        return groups
+
+    for key, value in (await counted(query.group_by)).items():
+        cells.setdefault(key, Cell(patients=0)).patients = value
+    if not query.group_by:
+        return cells.get((), Cell(patients=0)).patients or 0
+    return (await counted(())).get((), 0)
 
 
 def _shift(query: Query, key: Key) -> Key:

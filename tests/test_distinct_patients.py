@@ -11,12 +11,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, text, update
 
-from telmi import acts, migrate, stats
+from telmi import acts, migrate, patient_counts, stats
 from telmi.acts import ActCancellation
 from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import rpps_for
-from telmi.models import Act, ActMonthPatient, ActType, FacilityCategory, Role, User
+from telmi.models import (
+    Act,
+    ActMonthPatient,
+    ActPatientCount,
+    ActType,
+    FacilityCategory,
+    Role,
+    User,
+)
 
 from .factories import NOW, make_facility, make_specialty, make_user
 
@@ -96,6 +104,8 @@ def _patients(result: stats.Result) -> dict[Any, tuple[int | None, int | None]]:
 GROUPINGS = [
     ("month", "departement", "facility_category"),
     ("month",),
+    ("year", "facility_category"),
+    ("region",),
     ("quarter", "act_type"),
     ("year", "specialty"),
     ("facility",),
@@ -107,6 +117,7 @@ PERIODS = [
     (date(2025, 3, 1), date(2025, 4, 1)),  # one whole month
     (date(2025, 1, 20), date(2025, 12, 10)),  # partial months at both edges
     (date(2025, 1, 1), date(2025, 12, 10)),  # a partial month at the end
+    (date(2025, 1, 1), date(2025, 7, 1)),  # January to June: kept counts to date
     (date(2025, 3, 31), date(2025, 7, 1)),  # one day then whole months
     (date(2025, 2, 3), date(2025, 2, 25)),  # within one month
     (date(2024, 12, 15), date(2026, 10, 31)),  # across years
@@ -114,6 +125,8 @@ PERIODS = [
 FILTERS: list[dict[str, tuple[str, ...]]] = [
     {},
     {"departement": ("21",)},
+    {"facility_category": ("nursing_home",), "region": ("27",)},
+    {"departement": ("21", "25")},  # a sum over two: counted on the sets
     {"act_type": ("teleexpertise",), "specialty": ("dermatologie",)},
 ]
 
@@ -142,19 +155,22 @@ async def test_distinct_patients_equal_the_logs_count(db: Database) -> None:
 
 async def test_whole_months_are_counted_on_the_kept_sets(db: Database) -> None:
     """The kept sets are what is read (not the log again): a drifted row shows in the
-    figures and in `verify`, which names it among the rollup's mismatches."""
+    figures and in `verify`, which names it among the rollup's mismatches, and the kept
+    counts computed from the sets no longer agree with them either."""
     await _history(db)
-    query = stats.Query(date(2025, 1, 1), date(2026, 1, 1), ("month",))
+    query = stats.Query(date(2025, 1, 1), date(2026, 1, 1), ("month", "specialty"))
     async with db.read() as session:
         before = _patients(await stats.acts(session, query))
         assert before == _patients(await stats.acts(session, query, on_log=True))
         verdict = await acts.verify(session)
-        assert verdict.ok and verdict.patient_mismatches == 0
+        assert verdict.ok and verdict.patient_mismatches == 0 and verdict.count_mismatches == 0
         row = (
             (
                 await session.execute(
                     select(ActMonthPatient).where(
-                        ActMonthPatient.month == 202506, ActMonthPatient.acts > 0
+                        ActMonthPatient.month == 202506,
+                        ActMonthPatient.acts > 0,
+                        ActMonthPatient.specialty_code == "dermatologie",
                     )
                 )
             )
@@ -180,12 +196,67 @@ async def test_whole_months_are_counted_on_the_kept_sets(db: Database) -> None:
     async with db.read() as session:
         after = _patients(await stats.acts(session, query))
         verdict = await acts.verify(session)
-    june, july = ("2025-06",), ("2025-07",)
+    june, july = ("2025-06", "dermatologie"), ("2025-07", "dermatologie")
     assert after[june][0] in (before[june][0], before[june][0] - 1)  # unless seen elsewhere
     assert after[july][0] == before[july][0] + 1
     assert after != before
     assert not verdict.ok and verdict.broken_id is None
-    assert verdict.patient_mismatches == 2 and verdict.rollup_mismatches == 2
+    assert verdict.patient_mismatches == 2 and verdict.count_mismatches > 0
+    assert verdict.rollup_mismatches == 2 + verdict.count_mismatches
+
+
+async def test_a_year_by_departement_and_category_is_read_from_the_kept_counts(
+    db: Database,
+) -> None:
+    """Written act by act (cancellations included), the counts equal those computed from
+    the sets afresh; the year's figures by month, département and category come from them:
+    a drifted count shows in the figures and in `verify`."""
+    await _history(db)
+    query = stats.Query(
+        date(2025, 1, 1), date(2026, 1, 1), ("month", "departement", "facility_category")
+    )
+    async with db.read() as session:
+        assert await patient_counts.mismatches(session) == 0
+        kept = [
+            (c.month, c.patients, c.new_patients)
+            for c in (
+                await session.execute(
+                    select(ActPatientCount).order_by(*ActPatientCount.__table__.primary_key.columns)
+                )
+            ).scalars()
+        ]
+        before = _patients(await stats.acts(session, query))
+        assert before == _patients(await stats.acts(session, query, on_log=True))
+    async with db.write() as session:
+        await patient_counts.rebuild(session)
+    async with db.read() as session:
+        rebuilt = [
+            (c.month, c.patients, c.new_patients)
+            for c in (
+                await session.execute(
+                    select(ActPatientCount).order_by(*ActPatientCount.__table__.primary_key.columns)
+                )
+            ).scalars()
+            if c.patients or c.new_patients
+        ]
+        assert rebuilt == [k for k in kept if k[1] or k[2]] and len(rebuilt) > 100
+    cell = {"month": 202506, "region_code": "27", "departement_code": "21",
+            "facility_category": "nursing_home"}  # fmt: skip
+    async with db.write() as session:
+        await session.execute(
+            update(ActPatientCount)
+            .where(*(getattr(ActPatientCount, k) == v for k, v in cell.items()))
+            .values(patients=ActPatientCount.patients + 5)
+        )
+    async with db.read() as session:
+        after = _patients(await stats.acts(session, query))
+        verdict = await acts.verify(session)
+    june = ("2025-06", "21", "nursing_home")
+    assert after[june][0] == before[june][0] + 5
+    assert {k: v for k, v in after.items() if k != june} == {
+        k: v for k, v in before.items() if k != june
+    }
+    assert not verdict.ok and verdict.count_mismatches == 1 and verdict.patient_mismatches == 0
 
 
 async def test_a_patient_whose_acts_are_all_cancelled_no_longer_counts(db: Database) -> None:
