@@ -9,12 +9,16 @@ from sqlalchemy import ColumnElement, Insert, Table, bindparam, insert, select
 from sqlalchemy import cast as cast_
 
 from telmi.context import Context
-from telmi.db import Executor
+from telmi.db import Executor, Prepared
 from telmi.models import AuditEvent, User
 
 # Built once, on the table: audit rows are written on hot paths and never read back.
 _TABLE = cast(Table, AuditEvent.__table__)
-_INSERT = insert(_TABLE)
+_INSERT = Prepared(
+    insert(_TABLE).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in _TABLE.c if c.name != "id"}
+    )
+)
 _PREFIX = "audit_"
 
 
@@ -69,8 +73,8 @@ async def record(
 ) -> None:
     """One audit event; `at` is the time of the change it records (the caller's clock).
     `patient_id` names the resident whose data was read or changed: the access log."""
-    await session.execute(
-        _INSERT,
+    await _INSERT.run(
+        session,
         {
             "at": at,
             "actor_id": actor.id if actor else None,

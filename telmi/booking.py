@@ -212,19 +212,20 @@ _FILTERS = (
         ),
     ),
 )
-_SEARCHES: dict[tuple[bool, ...], Any] = {}
+_SEARCHES: dict[tuple[bool, ...], Prepared] = {}
+_KNOWN_SPECIALTY = Prepared(_SPECIALTY_ID)
 
 
-def _search(shape: tuple[bool, ...]) -> Any:
+def _search(shape: tuple[bool, ...]) -> Prepared:
     found = _SEARCHES.get(shape)
     if found is None:
         clauses = [clause for (_, clause), used in zip(_FILTERS, shape, strict=True) if used]
-        found = _SEARCHES[shape] = _SEARCH.where(*clauses)
+        found = _SEARCHES[shape] = Prepared(_SEARCH.where(*clauses))
     return found
 
 
 async def search_free_slots(
-    session: AsyncSession,
+    session: Executor,
     *,
     specialty: str | None,
     start: datetime,
@@ -255,9 +256,9 @@ async def search_free_slots(
         act_type is not None,
         after is not None,
     )
-    rows = (await session.execute(_search(shape), values)).all()
+    rows = await _search(shape).all(session, values)
     if not rows and specialty is not None:
-        if await session.scalar(_SPECIALTY_ID, {"specialty": specialty}) is None:
+        if await _KNOWN_SPECIALTY.first(session, {"specialty": specialty}) is None:
             raise ValidationError(f"Spécialité « {specialty} » inconnue.", field="specialty")
     found = [
         FreeSlot(r[0], r[1], r[2], act_types_of(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows
@@ -385,8 +386,11 @@ def _view(r: Any) -> BookingView:
     )  # fmt: skip
 
 
-async def load(session: AsyncSession, booking_id: int) -> BookingView:
-    row = (await session.execute(_ONE, {"booking_id": booking_id})).first()
+_LOAD = Prepared(_ONE)
+
+
+async def load(session: Executor, booking_id: int) -> BookingView:
+    row = await _LOAD.first(session, {"booking_id": booking_id})
     if row is None:
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")
     return _view(row)
@@ -800,12 +804,63 @@ LONGEST_SLOT = timedelta(minutes=availability.MAX_SLOT_MINUTES)
 _LISTED = Booking.status != literal_column("'expired'")  # the lists' partial indexes' predicate
 
 
-def _seen_by(user: User) -> Any:
+def _viewer(user: User) -> bool:
+    """True for a facility's staff, False for a specialist; no one else lists bookings."""
     if user.role is Role.STAFF:
-        return Booking.facility_id == user.facility_id
+        return True
     if user.role is Role.SPECIALIST:
-        return Booking.specialist_id == user.id
+        return False
     raise Forbidden("Les rendez-vous ne sont visibles que des établissements et des spécialistes.")
+
+
+def _seen_by(user: User) -> Any:
+    if _viewer(user):
+        return Booking.facility_id == user.facility_id
+    return Booking.specialist_id == user.id
+
+
+_LISTS: dict[tuple[bool, bool, bool, bool], Prepared] = {}
+
+
+def _list_statement(staff: bool, past: bool, keyed: bool, holds: bool) -> Prepared:
+    """One of the 16 shapes of a page of bookings, built once, its values bound."""
+    shape = (staff, past, keyed, holds)
+    found = _LISTS.get(shape)
+    if found is not None:
+        return found
+    at = Booking.starts_at.type
+    now, after_at = bindparam("now", type_=at), bindparam("after_at", type_=at)
+    after_id = bindparam("after_id", type_=Integer)
+    viewer = Booking.facility_id if staff else Booking.specialist_id
+    # One range bound on `starts_at` (SQLite takes one as the index range, not a row value),
+    # the rest a filter that only breaks ties on id.
+    query = _VIEW.where(viewer == bindparam("viewer", type_=Integer), _LISTED)
+    if not holds:
+        query = query.where(Booking.status != literal_column("'held'"))
+    if past:
+        query = query.where(Booking.ends_at <= now).order_by(
+            Booking.starts_at.desc(), Booking.id.desc()
+        )
+        query = query.where(
+            and_(
+                Booking.starts_at <= after_at,
+                or_(Booking.starts_at < after_at, Booking.id < after_id),
+            )
+            if keyed
+            else Booking.starts_at < now
+        )
+    else:
+        query = query.where(Booking.ends_at > now).order_by(Booking.starts_at, Booking.id)
+        query = query.where(
+            and_(
+                Booking.starts_at >= after_at,
+                or_(Booking.starts_at > after_at, Booking.id > after_id),
+            )
+            if keyed
+            else Booking.starts_at > bindparam("floor", type_=at)
+        )
+    found = _LISTS[shape] = Prepared(query.limit(bindparam("limit", type_=Integer)))
+    return found
 
 
 def list_query(
@@ -816,43 +871,29 @@ def list_query(
     after: Key | None = None,
     limit: int = DEFAULT_LIMIT,
     holds: bool = True,
-) -> Any:
-    """The statement of one page of bookings: upcoming (not ended yet) earliest first, or
-    past (ended) latest first, in slot order then id, after the key of the previous page.
+) -> tuple[Prepared, dict[str, Any]]:
+    """The statement of one page of bookings and its values: upcoming (not ended yet)
+    earliest first, or past (ended) latest first, in slot order then id, after the key of
+    the previous page.
 
     It reads `limit + 1` rows off `ix_bookings_facility_starts_at` (staff) or
     `ix_bookings_specialist_starts_at` (specialist), whatever the history's length: the
     order is the index's, and the range starts at the key (or at now)."""
-    # One range bound on `starts_at` (SQLite takes one as the index range, not a row value),
-    # the rest a filter that only breaks ties on id.
-    query = _VIEW.where(_seen_by(user), _LISTED)
-    if not holds:
-        query = query.where(Booking.status != BookingStatus.HELD)
-    if past:
-        query = query.where(Booking.ends_at <= now).order_by(
-            Booking.starts_at.desc(), Booking.id.desc()
-        )
-        if after is None:
-            query = query.where(Booking.starts_at < now)
-        else:
-            at, after_id = after
-            query = query.where(
-                Booking.starts_at <= at, or_(Booking.starts_at < at, Booking.id < after_id)
-            )
-    else:
-        query = query.where(Booking.ends_at > now).order_by(Booking.starts_at, Booking.id)
-        if after is None or after[0] <= now - LONGEST_SLOT:
-            query = query.where(Booking.starts_at > now - LONGEST_SLOT)
-        else:
-            at, after_id = after
-            query = query.where(
-                Booking.starts_at >= at, or_(Booking.starts_at > at, Booking.id > after_id)
-            )
-    return query.limit(limit + 1)
+    staff = _viewer(user)
+    values: dict[str, Any] = {
+        "viewer": user.facility_id if staff else user.id,
+        "now": now,
+        "floor": now - LONGEST_SLOT,
+        "limit": limit + 1,
+    }
+    keyed = after is not None and (past or after[0] > now - LONGEST_SLOT)
+    if after is not None:
+        values["after_at"], values["after_id"] = after
+    return _list_statement(staff, past, keyed, holds), values
 
 
 async def list_bookings(
-    session: AsyncSession,
+    session: Executor,
     ctx: Context,
     *,
     past: bool = False,
@@ -864,10 +905,13 @@ async def list_bookings(
     """A page of the facility's bookings (staff) or of the specialist's, upcoming or past.
 
     Patient references are shown: the page is one `booking.listed` audit event naming its
-    ids (call it in a write transaction). A caller showing several lists in one answer
-    passes `record=False` and calls `record_listed` once with all of them."""
-    query = list_query(ctx.caller, ctx.now, past=past, after=after, limit=limit, holds=holds)
-    rows = [_view(r) for r in await session.execute(query)]
+    ids (written before the page is returned, so a page is never shown unrecorded). A
+    caller showing several lists in one answer passes `record=False` and calls
+    `record_listed` once with all of them."""
+    statement, values = list_query(
+        ctx.caller, ctx.now, past=past, after=after, limit=limit, holds=holds
+    )
+    rows = [_view(r) for r in await statement.all(session, values)]
     page = Page.of(rows, limit, lambda b: (b.slot.starts_at, b.id))
     if record:
         await record_listed(session, ctx, page.items)
@@ -891,7 +935,7 @@ async def bookings_between(
     return bookings
 
 
-async def record_listed(session: AsyncSession, ctx: Context, shown: list[BookingView]) -> None:
+async def record_listed(session: Executor, ctx: Context, shown: list[BookingView]) -> None:
     """One access event for a request's list of bookings, naming them; never one per row."""
     if shown:
         await audit.event(
@@ -907,9 +951,7 @@ async def record_listed(session: AsyncSession, ctx: Context, shown: list[Booking
 # --- changing -------------------------------------------------------------------------------------
 
 
-async def _changeable(
-    session: AsyncSession, user: User, booking_id: int, now: datetime
-) -> BookingView:
+async def _changeable(session: Executor, user: User, booking_id: int, now: datetime) -> BookingView:
     booking = await load(session, booking_id)
     if not may_see(user, booking):
         raise NotFound(f"Rendez-vous {booking_id} introuvable.")  # as if it did not exist
@@ -920,36 +962,59 @@ async def _changeable(
     return booking
 
 
-async def cancel(
-    session: AsyncSession, ctx: Context, booking_id: int, cancellation: Cancellation
-) -> BookingView:
-    user, now, reason_text = ctx.caller, ctx.now, cancellation.reason
-    booking = await _changeable(session, user, booking_id, now)
-    changed = await session.execute(
-        update(Booking)
-        .where(
-            Booking.id == booking.id,
-            Booking.status.in_((BookingStatus.HELD, BookingStatus.CONFIRMED)),
-        )
+def _ended_by(reason: Any) -> Any:
+    """Set a booking cancelled by the caller, now, for `reason`, if it is still `status`."""
+    c = _BOOKINGS.c
+    return (
+        update(_BOOKINGS)
         .values(
             status=BookingStatus.CANCELLED,
-            cancelled_at=now,
-            cancelled_by_id=user.id,
-            cancel_reason=reason_text,
+            cancelled_at=bindparam("now", type_=c.cancelled_at.type),
+            cancelled_by_id=bindparam("by", type_=Integer),
+            cancel_reason=reason,
         )
-        .returning(Booking.id)
+        .returning(c.id)
     )
-    if changed.scalar_one_or_none() is None:
+
+
+_CANCEL = Prepared(
+    _ended_by(bindparam("why", type_=_BOOKINGS.c.cancel_reason.type)).where(
+        _BOOKINGS.c.id == bindparam("booking_id", type_=Integer),
+        or_(
+            _BOOKINGS.c.status == BookingStatus.HELD,
+            _BOOKINGS.c.status == BookingStatus.CONFIRMED,
+        ),
+    )
+)
+_MOVED = Prepared(
+    _ended_by(bindparam("why", type_=_BOOKINGS.c.cancel_reason.type)).where(
+        _BOOKINGS.c.id == bindparam("booking_id", type_=Integer),
+        _BOOKINGS.c.status == BookingStatus.CONFIRMED,
+    )
+)
+
+
+async def cancel(
+    session: Executor, ctx: Context, booking_id: int, cancellation: Cancellation
+) -> BookingView:
+    """Four statements on a bare connection: read, the conditional update, the audit event
+    (the answer is the read with the change applied, not read again)."""
+    user, now, reason_text = ctx.caller, ctx.now, cancellation.reason
+    booking = await _changeable(session, user, booking_id, now)
+    changed = await _CANCEL.first(
+        session, {"booking_id": booking.id, "now": now, "by": user.id, "why": reason_text}
+    )
+    if changed is None:
         raise Conflict("Ce rendez-vous n'est plus actif.", code="booking_not_active")
     await audit.event(
         session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
     )
-    return await load(session, booking.id)
+    return dataclasses.replace(
+        booking, status=BookingStatus.CANCELLED, cancelled_at=now, cancel_reason=reason_text
+    )
 
 
-async def reschedule(
-    session: AsyncSession, ctx: Context, booking_id: int, move: Move
-) -> BookingView:
+async def reschedule(session: Executor, ctx: Context, booking_id: int, move: Move) -> BookingView:
     """Move a booking to another slot: the new one is taken first, the old freed only then."""
     user, now = ctx.caller, ctx.now
     old = await _changeable(session, user, booking_id, now)
@@ -963,37 +1028,32 @@ async def reschedule(
             "Le nouveau créneau doit être de la même spécialité.", field="slot_id"
         )
     await _release_expired_hold(session, target, now)
-    new_id = await _insert_booking(
+    values = {
+        "slot_id": target.slot.id,
+        "facility_id": old.facility_id,
+        "booked_by_id": user.id if user.role is Role.STAFF else old.booked_by_id,
+        "patient_id": old.patient_id,
+        "form_id": old.form_id,
+        "answers": old.answers,
+        "act_type": old.act_type,
+        "reason": old.reason,
+        "status": BookingStatus.CONFIRMED,
+        "created_at": now,
+        "confirmed_at": now,
+        "cancel_reason": "",
+        "rescheduled_from_id": old.id,
+    }
+    new_id = await _insert_booking(session, values, target.slot)
+    freed = await _MOVED.first(
         session,
         {
-            "slot_id": target.slot.id,
-            "facility_id": old.facility_id,
-            "booked_by_id": user.id if user.role is Role.STAFF else old.booked_by_id,
-            "patient_id": old.patient_id,
-            "form_id": old.form_id,
-            "answers": old.answers,
-            "act_type": old.act_type,
-            "reason": old.reason,
-            "status": BookingStatus.CONFIRMED,
-            "created_at": now,
-            "confirmed_at": now,
-            "cancel_reason": "",
-            "rescheduled_from_id": old.id,
+            "booking_id": old.id,
+            "now": now,
+            "by": user.id,
+            "why": f"Reporté au rendez-vous {new_id}",
         },
-        target.slot,
     )
-    freed = await session.execute(
-        update(Booking)
-        .where(Booking.id == old.id, Booking.status == BookingStatus.CONFIRMED)
-        .values(
-            status=BookingStatus.CANCELLED,
-            cancelled_at=now,
-            cancelled_by_id=user.id,
-            cancel_reason=f"Reporté au rendez-vous {new_id}",
-        )
-        .returning(Booking.id)
-    )
-    if freed.scalar_one_or_none() is None:
+    if freed is None:
         # Cancelled meanwhile: the whole transaction (and the new booking) is rolled back.
         raise Conflict("Ce rendez-vous a été modifié entre-temps.", code="booking_not_active")
     await audit.event(
@@ -1004,7 +1064,9 @@ async def reschedule(
         target_id=new_id,
         previous=old.id,
     )
-    return await load(session, new_id)
+    return dataclasses.replace(
+        _new(new_id, target, values), patient_ref=old.patient_ref, rescheduled_from_id=old.id
+    )
 
 
 async def complete(session: Executor, booking_id: int) -> bool:

@@ -133,35 +133,66 @@ class Prepared:
             binds.append((name, None if bind.required else bind.value, process))
         results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in self.statement.selected_columns
+            for column in self.statement.exported_columns
         ]
         return str(compiled), binds, results
 
-    async def first(self, executor: Executor, values: dict[str, Any]) -> Any:
-        """The first row (a tuple, converted), or None; elsewhere than on a PostgreSQL
-        connection (a session, SQLite), through SQLAlchemy as any statement."""
-        if not isinstance(executor, AsyncConnection) or executor.dialect.name != "postgresql":
-            return (await executor.execute(self.statement, values)).first()
-        conn = executor
+    def _bound(self, conn: AsyncConnection, values: dict[str, Any]) -> tuple[str, list[Any]]:
         if self._plan is None:
             self._plan = self._compile(conn.dialect)
-        sql, binds, results = self._plan
+        sql, binds, _ = self._plan
         args = []
         for name, default, process in binds:
             value = values.get(name, default)
             args.append(process(value) if process is not None else value)
+        return sql, args
+
+    def _row(self, record: Any) -> tuple[Any, ...]:
+        assert self._plan is not None
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(record, self._plan[2], strict=True)
+        )
+
+    @staticmethod
+    def _raw(executor: Executor) -> AsyncConnection | None:
+        if isinstance(executor, AsyncConnection) and executor.dialect.name == "postgresql":
+            return executor
+        return None
+
+    async def first(self, executor: Executor, values: dict[str, Any]) -> Any:
+        """The first row (a tuple, converted), or None; elsewhere than on a PostgreSQL
+        connection (a session, SQLite), through SQLAlchemy as any statement."""
+        conn = self._raw(executor)
+        if conn is None:
+            return (await executor.execute(self.statement, values)).first()
+        sql, args = self._bound(conn, values)
         raw: Any = (await conn.get_raw_connection()).driver_connection
         try:
             record = await raw.fetchrow(sql, *args)
         except asyncpg.IntegrityConstraintViolationError as exc:
             # As SQLAlchemy would raise it: `sqlstate` and `constraint_name` read `orig`.
             raise IntegrityError(sql, args, exc) from exc
-        if record is None:
-            return None
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(record, results, strict=True)
-        )
+        return None if record is None else self._row(record)
+
+    async def run(self, executor: Executor, values: dict[str, Any]) -> None:
+        """A statement that returns no rows (an INSERT of an audit event)."""
+        conn = self._raw(executor)
+        if conn is None:
+            await executor.execute(self.statement, values)
+            return
+        sql, args = self._bound(conn, values)
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        await raw.execute(sql, *args)
+
+    async def all(self, executor: Executor, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, as `first` gives one: for the lists read on every page."""
+        conn = self._raw(executor)
+        if conn is None:
+            return [tuple(r) for r in await executor.execute(self.statement, values)]
+        sql, args = self._bound(conn, values)
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        return [self._row(record) for record in await raw.fetch(sql, *args)]
 
 
 class Database:
@@ -226,6 +257,16 @@ class Database:
                 return await work(session)
 
         return await _retrying(once, attempts)
+
+    async def run_statements(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` on a bare connection where each statement commits alone on PostgreSQL: for
+        a read and its access event, without BEGIN/COMMIT round trips (the event is written
+        before the answer is sent, so a failed one still fails the request). On SQLite, in
+        one write transaction."""
+        if self.dialect != "postgresql":
+            return await self.run_core_write(work)
+        async with self.connection() as conn:
+            return await work(conn)
 
     async def run_core_write(
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = WRITE_ATTEMPTS

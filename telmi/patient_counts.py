@@ -52,8 +52,8 @@ Cell = tuple[str, str, str]
 def grain_of(dimensions: Iterable[str]) -> tuple[bool, bool, bool]:
     """The grain keeping these of DIMENSIONS (and the région of a département)."""
     kept = set(dimensions)
-    return ("region_code" in kept or "departement_code" in kept, "departement_code" in kept,
-            "facility_category" in kept)  # fmt: skip
+    departement = "departement_code" in kept
+    return ("region_code" in kept or departement, departement, "facility_category" in kept)
 
 
 def _plain(value: Any) -> Any:
@@ -61,8 +61,11 @@ def _plain(value: Any) -> Any:
 
 
 def _cells(region: str, departement: str, category: str) -> list[Cell]:
-    full = (region, departement, category)
-    return [tuple(v if keep else ALL for v, keep in zip(full, g, strict=True)) for g in GRAINS]  # type: ignore[misc]
+    """The six cells one set row counts in."""
+    return [
+        (region if r else ALL, departement if d else ALL, category if c else ALL)
+        for r, d, c in GRAINS
+    ]
 
 
 def _upsert(dialect: str) -> Any:

@@ -344,7 +344,7 @@ async def bench_stats(
                     ok = ok and same
                     print(
                         f"    the same on the log alone (before): median {pystats.median(logged):.0f} ms;"
-                        f" kept sets {pystats.median(logged) / pystats.median(ms):.1f}x faster;"
+                        f" what is kept is {pystats.median(logged) / pystats.median(ms):.1f}x faster;"
                         f" same figures: {'yes' if same else 'NO'}"
                     )
 

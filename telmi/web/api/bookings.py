@@ -146,9 +146,9 @@ async def search_slots(request: web.Request, query: SlotSearch) -> dict[str, Any
     scope = booking.search_scope(start=asked, **criteria)
     after = paging.after(request, booking.SLOTS, query.cursor, scope)
     # No transaction: one statement (a second only to name an unknown specialty).
-    async with request.app[DB].lookup() as session:
+    async with request.app[DB].connection() as conn:
         page = await booking.search_free_slots(
-            session, start=asked or now, now=now, after=after, limit=query.limit, **criteria
+            conn, start=asked or now, now=now, after=after, limit=query.limit, **criteria
         )
     return {
         "items": [s.as_json() for s in page.items],
@@ -212,10 +212,8 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
 async def list_bookings(request: web.Request, query: BookingsQuery) -> dict[str, Any]:
     ctx, past = request_context(request), query.when == "past"
     after = paging.after(request, booking.BOOKINGS, query.cursor, query.when)
-    page = await request.app[DB].run_write(
-        lambda session: booking.list_bookings(
-            session, ctx, past=past, after=after, limit=query.limit
-        )
+    page = await request.app[DB].run_statements(
+        lambda conn: booking.list_bookings(conn, ctx, past=past, after=after, limit=query.limit)
     )
     return {
         "items": [b.as_json() for b in page.items],
@@ -245,8 +243,8 @@ async def cancel_booking(
     request: web.Request, booking_id: int, body: Cancellation
 ) -> dict[str, Any]:
     ctx = request_context(request)
-    cancelled = await request.app[DB].run_write(
-        lambda session: booking.cancel(session, ctx, booking_id, body)
+    cancelled = await request.app[DB].run_core_write(
+        lambda conn: booking.cancel(conn, ctx, booking_id, body)
     )
     return cancelled.as_json()
 
@@ -262,7 +260,7 @@ async def cancel_booking(
 )
 async def reschedule_booking(request: web.Request, booking_id: int, body: Move) -> dict[str, Any]:
     ctx = request_context(request)
-    moved = await request.app[DB].run_write(
-        lambda session: booking.reschedule(session, ctx, booking_id, body)
+    moved = await request.app[DB].run_core_write(
+        lambda conn: booking.reschedule(conn, ctx, booking_id, body)
     )
     return moved.as_json()
