@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import sys
@@ -62,13 +63,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         settings = settings.replace(jobs=False)
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Telmi sert sur http://{host}:{port} (base : {settings.database_url.split('@')[-1]})")
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)
     web.run_app(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         access_log_class=PathOnlyAccessLogger,
         print=None,
     )
+
+
+async def _freeze_startup_objects(app: Any) -> None:
+    """What the server made to start (modules, mappers, schemas, templates, the pool) lives
+    as long as it does: out of the cyclic collector's reach, a full collection scans what
+    the requests left, not them. Measured in `telmi bench mixed`: collections of 145-170 ms,
+    a dozen in two minutes, were the p99 at half load."""
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:

@@ -38,6 +38,10 @@ def _int(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _auto_bool(raw: str) -> bool | None:
+    return None if raw.strip().lower() == "auto" else _bool(raw)
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -242,6 +246,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_participants", "5", "participants in one consultation (mesh)", _int(2)),
     Setting("jobs", "true", "run background jobs in this process (telmi serve --no-jobs)", _bool),
     Setting(
+        "check_responses",
+        "auto",
+        "check every API answer against its documented model (auto: everywhere but production)",
+        _auto_bool,
+    ),
+    Setting(
         "leader_retry_seconds",
         "15",
         "how often a process tries to take over the jobs (the leader checks its lock as often)",
@@ -296,12 +306,21 @@ class Settings:
     room_grace_minutes: int = 30
     max_participants: int = 5
     jobs: bool = True
+    check_responses: bool | None = None  # None: outside production only
     leader_retry_seconds: int = 15
     smtp_url: str = ""
     mail_from: str = "Telmi <ne-pas-repondre@telmi.local>"
     notification_attempts: int = 5
     backup_keep: int = 7
     photo_storage: str = "files"
+
+    @property
+    def responses_checked(self) -> bool:
+        """The check costs a tenth of a list's CPU: the tests and development run it, so a
+        handler drifting from its model fails there; production trusts them."""
+        if self.check_responses is not None:
+            return self.check_responses
+        return self.env != "production"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,10 @@ from sqlalchemy import event, insert, select
 
 from telmi import booking
 from telmi.db import Database
+from telmi.keys import SETTINGS
 from telmi.models import ActType, Booking, BookingStatus, Slot
 from telmi.paging import Key
+from telmi.settings import Settings
 from telmi.web.api import openapi, spec
 from telmi.web.api.bookings import BookingOut, SlotPage
 
@@ -310,6 +313,35 @@ async def test_a_handler_answer_outside_its_model_is_never_sent(aiohttp_client: 
         refused = await client.get("/api/test", params={"case": case})
         assert refused.status == 500, case
         assert "total" not in await refused.text()
+
+
+@pytest.mark.parametrize(
+    ("settings", "checked"),
+    [
+        (Settings(), True),  # development: the default of the tests and `make run`
+        (replace(Settings(), env="production"), False),
+        (replace(Settings(), env="production", check_responses=True), True),
+        (replace(Settings(), check_responses=False), False),
+    ],
+    ids=["development", "production", "production-forced", "development-off"],
+)
+async def test_answers_are_checked_everywhere_but_in_production(
+    aiohttp_client: Any, settings: Settings, checked: bool
+) -> None:
+    """The check is the tests' and the developers' (every API test runs it); production,
+    where it cost a tenth of a list's CPU, sends what the tested handlers give."""
+
+    @spec.endpoint("A test", "test", response=SlotPage)
+    async def handler(request: web.Request) -> dict[str, Any]:
+        return BAD["an extra field"]
+
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.router.add_get("/api/test", handler)
+    client: TestClient = await aiohttp_client(app)
+    answer = await client.get("/api/test")
+    assert settings.responses_checked is checked
+    assert answer.status == (500 if checked else 200)
 
 
 def test_a_booking_answer_is_checked_with_its_answers_and_nullable_fields() -> None:

@@ -16,6 +16,7 @@ Server CPU is the process's user + system time over the phase divided by its req
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import time
@@ -389,6 +390,9 @@ async def bench_mixed(
             for i, c in enumerate(seeded.clients)
         ]
         results: list[tuple[Phase, Phase, int]] = []
+        # The load generator's own full collections would stall every request in flight.
+        gc.collect()
+        gc.freeze()
         with serve(url) as server:
             await saturate(server, mix, staff, min(WARM_UP_SECONDS, seconds), "warm-up")
             rss_start = rss_kib(server)
