@@ -288,11 +288,19 @@ def _log_range(start: date, end: date) -> ColumnElement[bool]:
     return and_(_ACTS.c.occurred_on >= start, _ACTS.c.occurred_on < end)
 
 
-def _sums_on_log(query: Query, start: date, end: date) -> Select[Any]:
+def _shown(keys: list[ColumnElement[Any]], tag: int | None) -> list[ColumnElement[Any]]:
+    """The key columns of a part; tagged (several queries in one statement: `sums`), the
+    query's number and its one key as text."""
+    if tag is None:
+        return keys
+    return [literal(tag), sa.cast(keys[0], String) if keys else literal("")]
+
+
+def _sums_on_log(query: Query, start: date, end: date, tag: int | None = None) -> Select[Any]:
     keys = [_key_expr(_ACTS, k) for k in query.group_by]
     return (
         select(
-            *keys,
+            *_shown(keys, tag),
             func.sum(_ACTS.c.sign),
             func.sum(_ACTS.c.sign * _ACTS.c.duration_seconds),
         )
@@ -301,10 +309,12 @@ def _sums_on_log(query: Query, start: date, end: date) -> Select[Any]:
     )
 
 
-def _sums_on_rollup(query: Query, first_month: int, end_month: int) -> Select[Any]:
+def _sums_on_rollup(
+    query: Query, first_month: int, end_month: int, tag: int | None = None
+) -> Select[Any]:
     keys = [_key_expr(_MONTHS, k) for k in query.group_by]
     return (
-        select(*keys, func.sum(_MONTHS.c.acts), func.sum(_MONTHS.c.duration_seconds))
+        select(*_shown(keys, tag), func.sum(_MONTHS.c.acts), func.sum(_MONTHS.c.duration_seconds))
         .where(
             _MONTHS.c.month >= first_month,
             _MONTHS.c.month < end_month,
@@ -331,11 +341,11 @@ def _split(query: Query) -> tuple[tuple[int, int] | None, list[tuple[date, date]
     return (_yyyymm(head_end), _yyyymm(tail_start)), [(a, b) for a, b in edges if a < b]
 
 
-def _plan(query: Query) -> list[Select[Any]]:
+def _plan(query: Query, tag: int | None = None) -> list[Select[Any]]:
     """Whole months from the rollup, partial months at the edges from the log."""
     months, edges = _split(query)
-    parts = [] if months is None else [_sums_on_rollup(query, *months)]
-    return parts + [_sums_on_log(query, start, end) for start, end in edges]
+    parts = [] if months is None else [_sums_on_rollup(query, *months, tag)]
+    return parts + [_sums_on_log(query, start, end, tag) for start, end in edges]
 
 
 def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]) -> Select[Any]:
@@ -401,24 +411,20 @@ def _patients(query: Query, *, total: bool = False, postgresql: bool = False) ->
     return select(*groups, counted).group_by(*groups)
 
 
-def _tagged(part: Select[Any], tag: int, keyed: bool) -> Select[Any]:
-    columns = list(part.subquery().c)
-    key = sa.cast(columns[0], String) if keyed else literal("")
-    return select(literal(tag), key, columns[-2], columns[-1])
-
-
-async def sums(session: AsyncSession, queries: Sequence[Query]) -> list[dict[Any, int]]:
-    """Acts of several queries, each grouped by one key at most, in one statement: a page
-    showing many breakdowns pays one round trip and one execution, not one per part."""
+async def sums(session: AsyncSession, queries: Sequence[Query]) -> list[dict[Any, Cell]]:
+    """Acts and durations of several queries, each grouped by one key at most (the key of
+    an ungrouped one is ""), in one statement: a page showing many breakdowns pays one
+    round trip and one execution, not one per part."""
     parts = []
     for tag, query in enumerate(queries):
         assert len(query.group_by) <= 1, "one key per query"
-        parts += [_tagged(part, tag, bool(query.group_by)) for part in _plan(query)]
-    out: list[dict[Any, int]] = [{} for _ in queries]
-    for tag, raw, acts_sum, _ in await session.execute(union_all(*parts)):
+        parts += _plan(query, tag)
+    out: list[dict[Any, Cell]] = [{} for _ in queries]
+    for tag, raw, acts_sum, seconds in await session.execute(union_all(*parts)):
         by = queries[tag].group_by
-        key = int(raw) if by and by[0] in TIME_KEYS else raw
-        out[tag][key] = out[tag].get(key, 0) + int(acts_sum or 0)
+        cell = out[tag].setdefault(int(raw) if by and by[0] in TIME_KEYS else raw, Cell())
+        cell.acts += int(acts_sum or 0)
+        cell.duration_seconds += int(seconds or 0)
     return out
 
 
@@ -788,6 +794,11 @@ class YearOverview:
         return expertise / acts if acts else None
 
 
+def _acts(cells: Mapping[Any, Cell], key: Any) -> int:
+    cell = cells.get(key)
+    return cell.acts if cell is not None else 0
+
+
 async def year_overview(
     session: AsyncSession, query: Query, *, labels: Mapping[str, Mapping[str, str]]
 ) -> YearOverview:
@@ -795,14 +806,25 @@ async def year_overview(
     the fixed vocabularies (facility categories, act types); the directory names the rest.
     The breakdowns (months, years, the four parts, each beside the year before) are one
     statement."""
-    headline = await acts(session, query)
     acts_only = replace(query, measures=("acts",))
-    asked = [replace(acts_only, group_by=("month",))]
+    asked = [replace(acts_only, group_by=()), replace(acts_only, group_by=("month",))]
     asked.append(replace(acts_only, start=date(FIRST_YEAR, 1, 1), group_by=("year",)))
     asked += [replace(acts_only, group_by=(key,)) for key in OVERVIEW_PARTS]
-    earlier = [q.year_before() for n, q in enumerate(asked) if n != 1]  # years: no growth
+    earlier = [q.year_before() for n, q in enumerate(asked) if n != 2]  # years: no growth
     counted = await sums(session, [*asked, *earlier])
-    current, previous = counted[: len(asked)], [counted[len(asked)], {}, *counted[len(asked) + 1 :]]
+    current, previous = counted[: len(asked)], counted[len(asked) :]
+    previous.insert(2, {})
+    patients = [
+        await _count_patients(session, q, {}, on_log=False)
+        if "patients" in query.measures
+        else None
+        for q in (query, query.year_before())
+    ]
+    total = Row(
+        {},
+        replace(current[0].get("", Cell()), patients=patients[0]),
+        replace(previous[0].get("", Cell()), patients=patients[1]),
+    )
     names: dict[str, dict[str, str]] = {
         "departement": {
             str(code): f"{name} ({code})"
@@ -815,23 +837,22 @@ async def year_overview(
     }
     every_name = {**{k: dict(v) for k, v in labels.items()}, **names}
     parts: dict[str, list[Part]] = {}
-    for n, key in enumerate(OVERVIEW_PARTS, start=2):
+    for n, key in enumerate(OVERVIEW_PARTS, start=3):
         now, before = current[n], previous[n]
+        acts_of = {g: (_acts(now, g), _acts(before, g)) for g in now.keys() | before.keys()}
         groups = [
-            Part(
-                str(g), every_name.get(key, {}).get(str(g), str(g)), now.get(g, 0), before.get(g, 0)
-            )
-            for g in sorted(now.keys() | before.keys(), key=str)
-            if now.get(g, 0) or before.get(g, 0)
+            Part(str(g), every_name.get(key, {}).get(str(g), str(g)), *acts_of[g])
+            for g in sorted(acts_of, key=str)
+            if any(acts_of[g])
         ]
         parts[key] = sorted(groups, key=lambda p: -p.acts)
     year = query.start.year
     months = [year * 100 + m for m in range(1, 13)]
     return YearOverview(
         query=query,
-        total=headline.total,
-        monthly=[(current[0].get(m, 0), previous[0].get(m - 100, 0)) for m in months],
-        yearly=[(y, n) for y, n in sorted(current[1].items()) if n],
+        total=total,
+        monthly=[(_acts(current[1], m), _acts(previous[1], m - 100)) for m in months],
+        yearly=[(y, c.acts) for y, c in sorted(current[2].items()) if c.acts],
         parts=parts,
         names=names,
     )
