@@ -26,14 +26,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from sqlalchemy import Table, and_, func, insert, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import audit, patient_counts
 from telmi.context import Context
-from telmi.db import Executor, dialect_name, is_unique_violation
+from telmi.db import Executor, adding_upserts, dialect_name, is_unique_violation
 from telmi.errors import Conflict, NotFound, ValidationError
 from telmi.models import (
     Act,
@@ -230,31 +228,8 @@ async def _lock_chain(session: Executor) -> str:
     return last or GENESIS
 
 
-def _rollup_upsert(dialect: str) -> Any:
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = dialect_insert(_MONTHS)
-    return stmt.on_conflict_do_update(
-        index_elements=list(_MONTHS.primary_key.columns),
-        set_={
-            "acts": _MONTHS.c.acts + stmt.excluded.acts,
-            "duration_seconds": _MONTHS.c.duration_seconds + stmt.excluded.duration_seconds,
-        },
-    )
-
-
-_ROLLUP = {name: _rollup_upsert(name) for name in ("postgresql", "sqlite")}
-
-
-def _patients_upsert(dialect: str) -> Any:
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = dialect_insert(_PATIENTS)
-    return stmt.on_conflict_do_update(
-        index_elements=list(_PATIENTS.primary_key.columns),
-        set_={"acts": _PATIENTS.c.acts + stmt.excluded.acts},
-    )
-
-
-_PATIENT_SETS = {name: _patients_upsert(name) for name in ("postgresql", "sqlite")}
+_ROLLUP = adding_upserts(_MONTHS, "acts", "duration_seconds")
+_PATIENT_SETS = adding_upserts(_PATIENTS, "acts")
 
 
 def _rollup_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

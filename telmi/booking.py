@@ -865,35 +865,6 @@ def _list_statement(staff: bool, past: bool, keyed: bool, holds: bool) -> Prepar
     return found
 
 
-def list_query(
-    user: User,
-    now: datetime,
-    *,
-    past: bool = False,
-    after: Key | None = None,
-    limit: int = DEFAULT_LIMIT,
-    holds: bool = True,
-) -> tuple[Prepared, dict[str, Any]]:
-    """The statement of one page of bookings and its values: upcoming (not ended yet)
-    earliest first, or past (ended) latest first, in slot order then id, after the key of
-    the previous page.
-
-    It reads `limit + 1` rows off `ix_bookings_facility_starts_at` (staff) or
-    `ix_bookings_specialist_starts_at` (specialist), whatever the history's length: the
-    order is the index's, and the range starts at the key (or at now)."""
-    staff = _viewer(user)
-    values: dict[str, Any] = {
-        "viewer": user.facility_id if staff else user.id,
-        "now": now,
-        "floor": now - LONGEST_SLOT,
-        "limit": limit + 1,
-    }
-    keyed = after is not None and (past or after[0] > now - LONGEST_SLOT)
-    if after is not None:
-        values["after_at"], values["after_id"] = after
-    return _list_statement(staff, past, keyed, holds), values
-
-
 async def list_bookings(
     session: Executor,
     ctx: Context,
@@ -904,15 +875,30 @@ async def list_bookings(
     holds: bool = True,
     record: bool = True,
 ) -> Page[BookingView]:
-    """A page of the facility's bookings (staff) or of the specialist's, upcoming or past.
+    """A page of the facility's bookings (staff) or of the specialist's: upcoming (not ended
+    yet) earliest first, or past (ended) latest first, in slot order then id, after the key
+    of the previous page.
+
+    It reads `limit + 1` rows off `ix_bookings_facility_starts_at` (staff) or
+    `ix_bookings_specialist_starts_at` (specialist), whatever the history's length: the
+    order is the index's, and the range starts at the key (or at now).
 
     Patient references are shown: the page is one `booking.listed` audit event naming its
     ids (written before the page is returned, so a page is never shown unrecorded). A
     caller showing several lists in one answer passes `record=False` and calls
     `record_listed` once with all of them."""
-    statement, values = list_query(
-        ctx.caller, ctx.now, past=past, after=after, limit=limit, holds=holds
-    )
+    user, now = ctx.caller, ctx.now
+    staff = _viewer(user)
+    values: dict[str, Any] = {
+        "viewer": user.facility_id if staff else user.id,
+        "now": now,
+        "floor": now - LONGEST_SLOT,
+        "limit": limit + 1,
+    }
+    keyed = after is not None and (past or after[0] > now - LONGEST_SLOT)
+    if after is not None:
+        values["after_at"], values["after_id"] = after
+    statement = _list_statement(staff, past, keyed, holds)
     rows = [_view(r) for r in await statement.all(session, values)]
     page = Page.of(rows, limit, lambda b: (b.slot.starts_at, b.id))
     if record:

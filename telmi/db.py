@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -100,6 +102,20 @@ def dialect_name(executor: Executor) -> str:
     if isinstance(executor, AsyncConnection):
         return executor.dialect.name
     return executor.get_bind().dialect.name
+
+
+def adding_upserts(table: Table, *added: str) -> dict[str, Any]:
+    """Per dialect, an insert that adds its `added` columns onto the row already at its
+    primary key: how counters kept beside the log (rollups, patient counts) move."""
+
+    def build(dialect_insert: Any) -> Any:
+        stmt = dialect_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={name: table.c[name] + stmt.excluded[name] for name in added},
+        )
+
+    return {"postgresql": build(pg_insert), "sqlite": build(sqlite_insert)}
 
 
 async def _retrying(once: Callable[[], Awaitable[T]], attempts: int) -> T:

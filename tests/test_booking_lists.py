@@ -47,7 +47,7 @@ class History:
         return [r[2] for r in sorted(ended, key=lambda r: (r[0], r[2]), reverse=True)]
 
     def straddling(self, now: datetime, past: bool, after: Key | None, user: User) -> int:
-        """The bookings a list's index range holds but its filter drops (see list_query)."""
+        """The bookings a list's index range holds but its filter drops (see list_bookings)."""
         rows = self._listed(user if user.role is Role.SPECIALIST else None)
         if after is not None:  # the key's own instant: the rows up to the key, on the tie
             at, key_id = after
