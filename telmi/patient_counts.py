@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, func, literal_column, select, true
+from sqlalchemy import Select, Table, and_, bindparam, func, literal_column, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from telmi.db import Executor, dialect_name
+from telmi.db import Executor, adding_upserts, dialect_name
 from telmi.models import ActMonthPatient, ActPatientCount
 
 ALL = ""  # a dimension summed over
@@ -68,18 +69,7 @@ def _cells(region: str, departement: str, category: str) -> list[Cell]:
     ]
 
 
-def _upsert(dialect: str) -> Any:
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_COUNTS)
-    return stmt.on_conflict_do_update(
-        index_elements=list(_COUNTS.primary_key.columns),
-        set_={
-            "patients": _COUNTS.c.patients + stmt.excluded.patients,
-            "new_patients": _COUNTS.c.new_patients + stmt.excluded.new_patients,
-        },
-    )
-
-
-_UPSERT = {name: _upsert(name) for name in ("postgresql", "sqlite")}
+_UPSERT = adding_upserts(_COUNTS, "patients", "new_patients")
 
 
 def _presence(rows: Iterable[tuple[tuple[Any, ...], int]]) -> dict[Cell, set[int]]:
@@ -220,6 +210,25 @@ async def mismatches(session: Executor) -> int:
     return sum(kept.get(k) != want.get(k) for k in kept.keys() | want.keys())
 
 
+@lru_cache(maxsize=64)
+def _reading(grain: tuple[bool, bool, bool], filtered: tuple[str, ...]) -> Select[Any]:
+    where = [
+        _COUNTS.c.month >= bindparam("first_month"),
+        _COUNTS.c.month < bindparam("end_month"),
+    ]
+    for name, keep in zip(DIMENSIONS, grain, strict=True):
+        column = _COUNTS.c[name]
+        where.append(column != ALL if keep else column == ALL)
+        if name in filtered:
+            where.append(column.in_(bindparam(name, expanding=True)))
+    return select(
+        _COUNTS.c.month,
+        *(_COUNTS.c[d] for d in DIMENSIONS),
+        _COUNTS.c.patients,
+        _COUNTS.c.new_patients,
+    ).where(and_(*where))
+
+
 async def read(
     session: Executor,
     *,
@@ -229,19 +238,9 @@ async def read(
     filters: Mapping[str, Sequence[str]],
 ) -> list[tuple[int, str, str, str, int, int]]:
     """The kept rows of one grain for months in [first_month, end_month): month, cell,
-    patients, new patients."""
-    where = [_COUNTS.c.month >= first_month, _COUNTS.c.month < end_month]
-    for name, keep in zip(DIMENSIONS, grain, strict=True):
-        column = _COUNTS.c[name]
-        where.append(column != ALL if keep else column == ALL)
-        if name in filters:
-            where.append(column.in_(list(filters[name])))
-    rows = await session.execute(
-        select(
-            _COUNTS.c.month,
-            *(_COUNTS.c[d] for d in DIMENSIONS),
-            _COUNTS.c.patients,
-            _COUNTS.c.new_patients,
-        ).where(and_(*where))
-    )
+    patients, new patients (the statement built once per grain and filtered dimensions)."""
+    filtered = tuple(name for name in DIMENSIONS if name in filters)
+    bound: dict[str, Any] = {name: list(filters[name]) for name in filtered}
+    bound.update(first_month=first_month, end_month=end_month)
+    rows = await session.execute(_reading(grain, filtered), bound)
     return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 import pydantic
@@ -22,10 +23,12 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WrapVal
 from pydantic_core import PydanticCustomError
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     String,
     Table,
     and_,
+    bindparam,
     exists,
     func,
     literal,
@@ -284,7 +287,9 @@ def _filters(table: Table, query: Query) -> list[ColumnElement[bool]]:
     return [table.c[_COLUMNS[name]].in_(values) for name, values in query.filters.items()]
 
 
-def _log_range(start: date, end: date) -> ColumnElement[bool]:
+def _log_range(
+    start: date | ColumnElement[Any], end: date | ColumnElement[Any]
+) -> ColumnElement[bool]:
     return and_(_ACTS.c.occurred_on >= start, _ACTS.c.occurred_on < end)
 
 
@@ -296,29 +301,67 @@ def _shown(keys: list[ColumnElement[Any]], tag: int | None) -> list[ColumnElemen
     return [literal(tag), sa.cast(keys[0], String) if keys else literal("")]
 
 
-def _sums_on_log(query: Query, start: date, end: date, tag: int | None = None) -> Select[Any]:
-    keys = [_key_expr(_ACTS, k) for k in query.group_by]
+@dataclass(frozen=True)
+class _Shape:
+    """What a statement over a query depends on besides its values: its statements are
+    built once per shape, their dates, months and filter values bound at execution (built
+    and keyed anew on every request, they were most of the statistics page's time)."""
+
+    group_by: tuple[str, ...]
+    filters: tuple[str, ...]
+    rollup: bool = False  # whole months from the rollup
+    edges: int = 0  # day ranges from the log
+
+
+def _bound_filters(table: Table, shape: _Shape, prefix: str) -> list[ColumnElement[bool]]:
+    return [
+        table.c[_COLUMNS[name]].in_(bindparam(f"{prefix}f_{name}", expanding=True))
+        for name in shape.filters
+    ]
+
+
+def _bound_range(prefix: str, n: int | str = "") -> ColumnElement[bool]:
+    return _log_range(bindparam(f"{prefix}start{n}"), bindparam(f"{prefix}end{n}"))
+
+
+def _filter_values(query: Query, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}f_{name}": list(v) for name, v in query.filters.items()}
+
+
+def _planned(query: Query, prefix: str = "") -> tuple[_Shape, dict[str, Any]]:
+    """Whole months from the rollup, partial months at the edges from the log: the shape of
+    the query's sums and the values to run it with."""
+    months, edges = _split(query)
+    bound = _filter_values(query, prefix)
+    if months is not None:
+        bound[prefix + "first_month"], bound[prefix + "end_month"] = months
+    for n, (start, end) in enumerate(edges):
+        bound[f"{prefix}start{n}"], bound[f"{prefix}end{n}"] = start, end
+    shape = _Shape(query.group_by, tuple(query.filters), months is not None, len(edges))
+    return shape, bound
+
+
+def _sums_on_log(shape: _Shape, prefix: str, n: int, tag: int | None) -> Select[Any]:
+    keys = [_key_expr(_ACTS, k) for k in shape.group_by]
     return (
         select(
             *_shown(keys, tag),
             func.sum(_ACTS.c.sign),
             func.sum(_ACTS.c.sign * _ACTS.c.duration_seconds),
         )
-        .where(_log_range(start, end), *_filters(_ACTS, query))
+        .where(_bound_range(prefix, n), *_bound_filters(_ACTS, shape, prefix))
         .group_by(*keys)
     )
 
 
-def _sums_on_rollup(
-    query: Query, first_month: int, end_month: int, tag: int | None = None
-) -> Select[Any]:
-    keys = [_key_expr(_MONTHS, k) for k in query.group_by]
+def _sums_on_rollup(shape: _Shape, prefix: str, tag: int | None) -> Select[Any]:
+    keys = [_key_expr(_MONTHS, k) for k in shape.group_by]
     return (
         select(*_shown(keys, tag), func.sum(_MONTHS.c.acts), func.sum(_MONTHS.c.duration_seconds))
         .where(
-            _MONTHS.c.month >= first_month,
-            _MONTHS.c.month < end_month,
-            *_filters(_MONTHS, query),
+            _MONTHS.c.month >= bindparam(prefix + "first_month"),
+            _MONTHS.c.month < bindparam(prefix + "end_month"),
+            *_bound_filters(_MONTHS, shape, prefix),
         )
         .group_by(*keys)
     )
@@ -341,25 +384,42 @@ def _split(query: Query) -> tuple[tuple[int, int] | None, list[tuple[date, date]
     return (_yyyymm(head_end), _yyyymm(tail_start)), [(a, b) for a, b in edges if a < b]
 
 
-def _plan(query: Query, tag: int | None = None) -> list[Select[Any]]:
-    """Whole months from the rollup, partial months at the edges from the log."""
-    months, edges = _split(query)
-    parts = [] if months is None else [_sums_on_rollup(query, *months, tag)]
-    return parts + [_sums_on_log(query, start, end, tag) for start, end in edges]
+def _plan(shape: _Shape, prefix: str = "", tag: int | None = None) -> list[Select[Any]]:
+    parts = [_sums_on_rollup(shape, prefix, tag)] if shape.rollup else []
+    return parts + [_sums_on_log(shape, prefix, n, tag) for n in range(shape.edges)]
 
 
-def _distinct(query: Query, who: ColumnElement[Any], *where: ColumnElement[bool]) -> Select[Any]:
-    """Distinct `who` (a patient, a professional) with a positive net count, per group."""
-    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(query.group_by)]
+@lru_cache(maxsize=512)
+def _plan_statements(shape: _Shape) -> tuple[Select[Any], ...]:
+    return tuple(_plan(shape))
+
+
+@lru_cache(maxsize=64)
+def _sums_statement(shapes: tuple[_Shape, ...]) -> CompoundSelect:
+    return union_all(
+        *(part for tag, shape in enumerate(shapes) for part in _plan(shape, f"q{tag}_", tag))
+    )
+
+
+@lru_cache(maxsize=256)
+def _distinct(shape: _Shape) -> Select[Any]:
+    """Distinct patients with a positive net count over [start, end), per group."""
+    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(shape.group_by)]
+    who = _ACTS.c.patient_key
     inner = (
         select(*keys, who.label("who"))
-        .where(_log_range(query.start, query.end), *_filters(_ACTS, query), *where)
+        .where(_bound_range(""), *_bound_filters(_ACTS, shape, ""))
         .group_by(*keys, who)
         .having(func.sum(_ACTS.c.sign) > 0)
         .subquery()
     )
     outer_keys = [inner.c[f"k{i}"] for i in range(len(keys))]
     return select(*outer_keys, func.count()).select_from(inner).group_by(*outer_keys)
+
+
+def _distinct_patients(query: Query) -> tuple[Select[Any], dict[str, Any]]:
+    bound = {"start": query.start, "end": query.end, **_filter_values(query)}
+    return _distinct(_Shape(query.group_by, tuple(query.filters))), bound
 
 
 def _patients(query: Query, *, total: bool = False, postgresql: bool = False) -> Select[Any]:
@@ -415,12 +475,14 @@ async def sums(session: AsyncSession, queries: Sequence[Query]) -> list[dict[Any
     """Acts and durations of several queries, each grouped by one key at most (the key of
     an ungrouped one is ""), in one statement: a page showing many breakdowns pays one
     round trip and one execution, not one per part."""
-    parts = []
+    shapes, bound = [], {}
     for tag, query in enumerate(queries):
         assert len(query.group_by) <= 1, "one key per query"
-        parts += _plan(query, tag)
+        shape, more = _planned(query, f"q{tag}_")
+        shapes.append(shape)
+        bound.update(more)
     out: list[dict[Any, Cell]] = [{} for _ in queries]
-    for tag, raw, acts_sum, seconds in await session.execute(union_all(*parts)):
+    for tag, raw, acts_sum, seconds in await session.execute(_sums_statement(tuple(shapes)), bound):
         by = queries[tag].group_by
         cell = out[tag].setdefault(int(raw) if by and by[0] in TIME_KEYS else raw, Cell())
         cell.acts += int(acts_sum or 0)
@@ -438,8 +500,9 @@ async def _cells(
     """The groups of the period, and its distinct patients as a whole (None when they are
     not asked for)."""
     cells: dict[Key, Cell] = {}
-    for part in _plan(query):
-        for row in await session.execute(part):
+    shape, bound = _planned(query)
+    for part in _plan_statements(shape):
+        for row in await session.execute(part, bound):
             cell = cells.setdefault(_key(row[:-2]), Cell())
             cell.acts += int(row[-2] or 0)
             cell.duration_seconds += int(row[-1] or 0)
@@ -457,11 +520,11 @@ async def _count_patients(
     """Fill in each group's distinct patients and return the whole period's."""
     everything = replace(query, group_by=())
     if on_log:
-        for row in await session.execute(_distinct(query, _ACTS.c.patient_key)):
+        for row in await session.execute(*_distinct_patients(query)):
             cells.setdefault(_key(row[:-1]), Cell(patients=0)).patients = int(row[-1])
         if not query.group_by:
             return cells.get((), Cell(patients=0)).patients or 0
-        return int(await session.scalar(_distinct(everything, _ACTS.c.patient_key)) or 0)
+        return int(await session.scalar(*_distinct_patients(everything)) or 0)
     kept = _kept(query)
     if kept is not None:
         return await _count_kept(session, query, cells, kept)
@@ -516,28 +579,29 @@ def _kept(query: Query) -> _Kept | None:
     return None
 
 
-def _new_in_tail(query: Query, tail: date, group_by: tuple[str, ...]) -> Select[Any]:
+@lru_cache(maxsize=256)
+def _new_in_tail(shape: _Shape) -> Select[Any]:
     """Per group, the patients of the partial last month not seen in the group before it
     this year: probed in the sets through their (patient, month) index."""
-    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(group_by)]
+    keys = [_key_expr(_ACTS, k).label(f"k{i}") for i, k in enumerate(shape.group_by)]
     seen = (
         select(*keys, _ACTS.c.patient_key.label("who"))
-        .where(_log_range(tail, query.end), *_filters(_ACTS, query))
+        .where(_bound_range(""), *_bound_filters(_ACTS, shape, ""))
         .group_by(*keys, _ACTS.c.patient_key)
         .having(func.sum(_ACTS.c.sign) > 0)
         .subquery()
     )
     earlier = exists().where(
         _PATIENTS.c.patient_key == seen.c.who,
-        _PATIENTS.c.month >= _yyyymm(query.start),
-        _PATIENTS.c.month < _yyyymm(tail),
+        _PATIENTS.c.month >= bindparam("first_month"),
+        _PATIENTS.c.month < bindparam("end_month"),
         _PATIENTS.c.acts > 0,
         *(
             _PATIENTS.c[_COLUMNS[k]] == seen.c[f"k{i}"]
-            for i, k in enumerate(group_by)
+            for i, k in enumerate(shape.group_by)
             if k in _KEPT
         ),
-        *_filters(_PATIENTS, query),
+        *_bound_filters(_PATIENTS, shape, ""),
     )
     groups = [seen.c[f"k{i}"] for i in range(len(keys))]
     return select(*groups, func.count()).select_from(seen).where(~earlier).group_by(*groups)
@@ -566,12 +630,11 @@ async def _count_kept(
             groups[key] = groups.get(key, 0) + (patients if by_month else new)
         if kept.tail is not None:
             tail = replace(query, start=kept.tail, group_by=group_by)
-            part = (
-                _distinct(tail, _ACTS.c.patient_key)
-                if by_month
-                else _new_in_tail(query, kept.tail, group_by)
-            )
-            for row in await session.execute(part):
+            part, bound = _distinct_patients(tail)
+            if not by_month:
+                part = _new_in_tail(_Shape(group_by, tuple(query.filters)))
+                bound.update(first_month=span["first_month"], end_month=span["end_month"])
+            for row in await session.execute(part, bound):
                 key = _key(row[:-1])
                 groups[key] = groups.get(key, 0) + int(row[-1])
         return groups
