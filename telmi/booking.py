@@ -1110,7 +1110,15 @@ async def count_double_bookings(session: AsyncSession) -> int:
 # --- moves, for the lists ------------------------------------------------------------------------
 
 
-async def moved_to(session: AsyncSession, booking_ids: list[int]) -> dict[int, datetime]:
+_MOVED_TO = (
+    select(Booking.rescheduled_from_id, Slot.starts_at)
+    .join(Slot, Slot.id == Booking.slot_id)
+    .where(Booking.rescheduled_from_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Booking.id)
+)
+
+
+async def moved_to(session: Executor, booking_ids: list[int]) -> dict[int, datetime]:
     """For each given booking that was rescheduled, the start of the booking that replaced it.
 
     A moved booking is kept, cancelled, so that its history stays; the lists show where it
@@ -1119,10 +1127,5 @@ async def moved_to(session: AsyncSession, booking_ids: list[int]) -> dict[int, d
     """
     if not booking_ids:
         return {}
-    rows = await session.execute(
-        select(Booking.rescheduled_from_id, Slot.starts_at)
-        .join(Slot, Slot.id == Booking.slot_id)
-        .where(Booking.rescheduled_from_id.in_(sorted(set(booking_ids))))
-        .order_by(Booking.id)
-    )
+    rows = await session.execute(_MOVED_TO, {"ids": sorted(set(booking_ids))})
     return {old: starts_at for old, starts_at in rows if old is not None}

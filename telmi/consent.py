@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telmi import audit, booking
@@ -227,13 +227,16 @@ async def of_booking(session: AsyncSession, ctx: Context, booking_id: int) -> Co
     return await latest(session, booking_id=b.id)
 
 
+_OF_BOOKINGS = (
+    _VIEW.add_columns(ConsentRecord.booking_id)
+    .where(ConsentRecord.booking_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+)
+
+
 async def latest_by_booking(session: Executor, booking_ids: list[int]) -> dict[int, ConsentView]:
     """The consent as it stands of each of these bookings that has one (a list page's)."""
     if not booking_ids:
         return {}
-    rows = await session.execute(
-        _VIEW.add_columns(ConsentRecord.booking_id)
-        .where(ConsentRecord.booking_id.in_(booking_ids))
-        .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
-    )
+    rows = await session.execute(_OF_BOOKINGS, {"ids": booking_ids})
     return {row[-1]: ConsentView(*row[:-1]) for row in rows}  # the latest wins

@@ -222,16 +222,10 @@ class Database:
         self.write_engine = self.engine.execution_options(**{_WRITE: True})
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
-        # SQLite round trips are in-process calls: its lookups keep the ordinary read session.
         self.autocommit_engine = (
             self.engine
             if url.startswith("sqlite")
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
-        self._lookup = (
-            self._read
-            if url.startswith("sqlite")
-            else async_sessionmaker(self.autocommit_engine, expire_on_commit=False)
         )
 
     @property
@@ -241,13 +235,6 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read() as session:
-            yield session
-
-    @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[AsyncSession]:
-        """A session for one read statement, without BEGIN/ROLLBACK round trips (per-request
-        authentication runs on every call; a single statement needs no transaction)."""
-        async with self._lookup() as session:
             yield session
 
     @asynccontextmanager

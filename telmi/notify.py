@@ -17,14 +17,14 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
-from sqlalchemy import Table, and_, exists, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from telmi import labels
-from telmi.db import Database, dialect_name
+from telmi.db import Database, Executor, Prepared, dialect_name
 from telmi.mail import Mailer
 from telmi.models import (
     Booking,
@@ -443,14 +443,17 @@ async def for_user(
     return Page.of(rows, limit, lambda n: (n.created_at, n.id))
 
 
-async def unread(session: AsyncSession, user_id: int) -> int:
+_UNREAD = Prepared(
+    select(func.count())
+    .select_from(Notification)
+    .where(Notification.user_id == bindparam("user_id"), Notification.read_at.is_(None))
+)
+
+
+async def unread(executor: Executor, user_id: int) -> int:
     """How many of the user's notices are unread (the menu's badge: one COUNT per page)."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    )
-    return int(count or 0)
+    row = await _UNREAD.first(executor, {"user_id": user_id})
+    return int(row[0] or 0) if row else 0
 
 
 async def mark_read(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telmi import acts, audit, booking, consent, consultations, notify, patients, report_pdf
 from telmi.consent import ConsentView
 from telmi.context import Context
-from telmi.db import dialect_name
+from telmi.db import Executor, dialect_name
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     Act,
@@ -290,14 +290,17 @@ def _visible(view: ReportView | None, user: User) -> ReportView | None:
     return view
 
 
-async def statuses(session: AsyncSession, booking_ids: list[int]) -> dict[int, str]:
+_STATUSES = select(Report.booking_id, Report.status).where(
+    Report.booking_id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def statuses(session: Executor, booking_ids: list[int]) -> dict[int, str]:
     """`draft` or `signed` per booking that has a report, for the lists' links (no content:
     the caller lists bookings it may see)."""
     if not booking_ids:
         return {}
-    rows = await session.execute(
-        select(Report.booking_id, Report.status).where(Report.booking_id.in_(booking_ids))
-    )
+    rows = await session.execute(_STATUSES, {"ids": booking_ids})
     return {int(b): s.value for b, s in rows if b is not None}
 
 

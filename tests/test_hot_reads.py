@@ -92,7 +92,7 @@ async def _walk(db: Database, limit: int, **criteria: Any) -> list[int]:
     seen: list[int] = []
     after: Key | None = None
     while True:
-        async with db.lookup() as session:
+        async with db.connection() as session:
             page = await booking.search_free_slots(
                 session, start=NOW, now=NOW, after=after, limit=limit, **criteria
             )
@@ -142,7 +142,7 @@ async def _search_statements(db: Database) -> list[tuple[str, Any]]:
     try:
         for criteria in SHAPES:
             for after in (None, (NOW + timedelta(days=30), 1)):
-                async with db.lookup() as session:
+                async with db.read() as session:  # through SQLAlchemy, where events see it
                     await booking.search_free_slots(
                         session, start=NOW, now=NOW, after=after, limit=5, **criteria
                     )
@@ -160,7 +160,7 @@ async def test_a_search_shape_has_one_statement_text_whatever_its_values(db: Dat
     stop = _capture(db, texts)
     try:
         for specialty, limit, now in (("dermatologie", 5, NOW), ("dermatologie", 50, NOW + SLOT_)):
-            async with db.lookup() as session:
+            async with db.read() as session:  # through SQLAlchemy, where events see it
                 await booking.search_free_slots(
                     session, specialty=specialty, start=now, end=None, now=now, limit=limit
                 )

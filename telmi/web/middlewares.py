@@ -140,9 +140,9 @@ async def _identify(request: web.Request, now: datetime) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return
-    async with app[DB].lookup() as session:
+    async with app[DB].connection() as conn:
         found = await accounts.resolve_session(
-            session, cookie, now=now, policy=session_policy(app[SETTINGS])
+            conn, cookie, now=now, policy=session_policy(app[SETTINGS])
         )
     if found is None:
         return

@@ -41,5 +41,5 @@ async def count_unread(request: web.Request) -> None:
         return
     if is_api(request):
         return
-    async with request.app[DB].lookup() as session:
-        request[UNREAD] = await notify.unread(session, user.id)
+    async with request.app[DB].connection() as conn:
+        request[UNREAD] = await notify.unread(conn, user.id)

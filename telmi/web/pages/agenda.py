@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from telmi import agenda, reports
@@ -45,12 +46,13 @@ async def week(request: web.Request) -> web.Response:
         count = 1
     else:
         first, count = agenda.monday_of(asked.semaine or asked.jour or today), 7
-    days = await request.app[DB].run_write(
-        lambda session: agenda.days_of(session, request_context(request), first, count, tz)
-    )
-    booked = [e.booking.id for day in days for e in day.entries if e.booking]
-    async with request.app[DB].read() as session:  # the « Compte rendu » links
-        report_status = await reports.statuses(session, booked)
+
+    async def work(session: AsyncSession) -> tuple[list[agenda.AgendaDay], dict[int, str]]:
+        days = await agenda.days_of(session, request_context(request), first, count, tz)
+        booked = [e.booking.id for day in days for e in day.entries if e.booking]
+        return days, await reports.statuses(session, booked)  # the « Compte rendu » links
+
+    days, report_status = await request.app[DB].run_write(work)
     here = request.app.router["agenda"].url_for()
     if by_day:
         step = timedelta(days=1)

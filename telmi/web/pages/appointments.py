@@ -7,12 +7,13 @@ change shows the form again with the service's message and the status it carries
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from telmi import agenda, booking, consent, facilities, form_versions, reports, request_forms
 from telmi.booking import BookingView, FreeSlot
@@ -280,6 +281,17 @@ SECTIONS = ("a_venir", "passes")
 _SCOPES = {"a_venir": "page:upcoming", "passes": "page:past"}  # no holds: not the API's lists
 
 
+@dataclass
+class _Lists:
+    """What « Mes rendez-vous » reads in one go."""
+
+    upcoming: Page[BookingView]
+    past: Page[BookingView]
+    moved: dict[int, datetime]
+    consents: dict[int, consent.ConsentView]
+    report_status: dict[int, str]
+
+
 async def _bookings_page(
     request: web.Request,
     error: TelmiError | None = None,
@@ -296,13 +308,12 @@ async def _bookings_page(
         except ValidationError as exc:
             after[section], error = None, error or exc
 
-    async def work(
-        session: AsyncSession,
-    ) -> tuple[Page[BookingView], Page[BookingView], dict[int, datetime]]:
-        # Listing records an audit event (patient references are shown): a write transaction.
+    async def work(conn: AsyncConnection) -> _Lists:
+        # Listing records an audit event (patient references are shown), written before
+        # the page is sent; the rest of the page's reads share the connection.
         upcoming, past = [
             await booking.list_bookings(
-                session,
+                conn,
                 ctx,
                 past=section == "passes",
                 after=after[section],
@@ -313,37 +324,40 @@ async def _bookings_page(
             for section in SECTIONS
         ]
         shown = upcoming.items + past.items
-        await booking.record_listed(session, ctx, shown)
+        await booking.record_listed(conn, ctx, shown)
         cancelled = [b.id for b in shown if b.status is BookingStatus.CANCELLED]
-        return upcoming, past, await booking.moved_to(session, cancelled)
+        confirmed = [b.id for b in upcoming.items if b.status is BookingStatus.CONFIRMED]
+        return _Lists(
+            upcoming,
+            past,
+            moved=await booking.moved_to(conn, cancelled),
+            consents=await consent.latest_by_booking(conn, confirmed),
+            report_status=await reports.statuses(conn, [b.id for b in shown]),
+        )
 
-    upcoming, past, moved = await request.app[DB].run_write(work)
+    lists = await request.app[DB].run_statements(work)
     context = page_context(
         request,
-        upcoming=upcoming.items,
-        past=past.items,
+        upcoming=lists.upcoming.items,
+        past=lists.past.items,
         pages={
             section: _links(request, booking.BOOKINGS, listed, _SCOPES[section], section, section)
-            for section, listed in zip(SECTIONS, (upcoming, past), strict=True)
+            for section, listed in zip(SECTIONS, (lists.upcoming, lists.past), strict=True)
         },
-        moved=moved,
+        moved=lists.moved,
+        report_status=lists.report_status,
         error=readable(error) if error else None,
         failed=failed,
         room_opens_minutes=request.app[SETTINGS].room_opens_minutes,
+        **_consent_forms(lists.consents),
     )
-    shown = upcoming.items + past.items
-    context |= await _consents(request, upcoming.items) | extra
-    async with request.app[DB].read() as session:  # the « Compte rendu » links
-        context["report_status"] = await reports.statuses(session, [b.id for b in shown])
+    context |= extra
     status = error.status if error else 200
     return render(request, "bookings.html", context, status=status)
 
 
-async def _consents(request: web.Request, upcoming: list[BookingView]) -> dict[str, Any]:
+def _consent_forms(consents: dict[int, consent.ConsentView]) -> dict[str, Any]:
     """Each upcoming confirmed booking's consent as it stands, and an empty consent form."""
-    ids = [b.id for b in upcoming if b.status is BookingStatus.CONFIRMED]
-    async with request.app[DB].read() as session:
-        consents = await consent.latest_by_booking(session, ids)
     return {
         "consents": consents,
         "consent_failed": None,
