@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from telmi.bench.mixed import headline
 from telmi.cli import main
 
 pytestmark = pytest.mark.slow  # seeds a region, starts a server, sends load
@@ -28,10 +29,22 @@ def test_mixed_benchmark_runs_and_the_database_matches_every_answer(
         assert re.search(rf"^  {op} +\d+ ", out, re.M), op
     assert re.search(r"MiB after run 1; [\d.]+ MiB after run 2\n", out)
     assert "server RSS growth from run 1 to run 2:" in out
+    released = re.search(r"still active were cancelled: ([\d,]+) after run 1\n", out)
+    assert released and int(released.group(1).replace(",", "")) > 0, out
+    assert "ran out" not in out
     last = out.rstrip("\n").rsplit("\n", 1)[-1]
     assert re.fullmatch(
         r"mixed: \d+ req/s, server CPU \d+\.\d\d ms/request, p99 at half load \d+\.\d ms", last
     ), last
+
+
+def test_the_last_line_says_when_the_free_slots_ran_out() -> None:
+    assert headline(410.2, 1.873, 28.21, 0) == (
+        "mixed: 410 req/s, server CPU 1.87 ms/request, p99 at half load 28.2 ms"
+    )
+    assert headline(410.2, 1.873, 28.21, 16_799).endswith(
+        "28.2 ms (NOT the designed mix: free slots ran out 16,799 times)"
+    )
 
 
 def test_pages_benchmark_times_the_four_pages_as_their_users(

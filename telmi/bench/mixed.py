@@ -6,7 +6,9 @@ their own earlier bookings, against one real `telmi serve` process, from this pr
 First as fast as the clients go (saturation), then paced at half that rate (open loop, so
 the latency read is the one users see at that load). Each run is both phases; `--runs`
 runs go against the same server, whose RSS is read after each (growth between runs is a
-leak, not warm-up). Afterwards the database is checked: no slot with two active bookings,
+leak, not warm-up). Between runs, unmeasured, the clients cancel what they still hold, so
+every run books from the same free slots; if the slots still run out within a run, the
+last line says the figures are not of the designed mix. Afterwards the database is checked: no slot with two active bookings,
 and every booking answered 201 is there in the state the later answers imply.
 
 Server CPU is the process's user + system time over the phase divided by its requests
@@ -121,12 +123,19 @@ class Ledger:
 @dataclass
 class Staff:
     """One client: a staff member, their residents and the bookings they made that are
-    still active, as (booking id, specialty code)."""
+    still active."""
 
     client: region.Client
     headers: dict[str, str]
     rng: random.Random
-    own: list[tuple[int, str]] = field(default_factory=list)
+    own: list[Own] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Own:
+    booking_id: int
+    slot_id: int
+    code: str  # the slot's specialty
 
 
 class Mix:
@@ -155,6 +164,11 @@ class Mix:
             code = rng.choice(codes)
         ids = self.free.get(code)
         return (ids.pop(), code) if ids else None
+
+    def _freed(self, own: Own) -> None:
+        """A slot given back by a cancel or a reschedule is bookable again, as in the app;
+        it goes to the bottom of the pool, to be taken last."""
+        self.free[own.code].insert(0, own.slot_id)
 
     async def send(self, http: aiohttp.ClientSession, staff: Staff, op: str) -> tuple[str, int]:
         """Status 0: no answer (connection lost, timeout); the booking touched, if any, is
@@ -202,42 +216,49 @@ class Mix:
                 data = await _json(response)
                 if response.status == 201:
                     self.ledger.created(int(data["id"]))
-                    staff.own.append((int(data["id"]), code))
+                    staff.own.append(Own(int(data["id"]), slot_id, code))
                 return op, response.status
-        booking_id, code = staff.own.pop(rng.randrange(len(staff.own)))
-        touched.append(booking_id)
+        own = staff.own.pop(rng.randrange(len(staff.own)))
+        touched.append(own.booking_id)
         if op == "cancel":
-            async with http.post(
-                f"/api/bookings/{booking_id}/cancel",
-                json={"reason": "Résident indisponible"},
-                headers=headers,
-            ) as response:
-                await response.read()
-                if response.status == 200:
-                    self.ledger.cancelled(booking_id)
-                elif response.status >= 500:
-                    self.ledger.unknown.add(booking_id)
-                return op, response.status
-        picked = self._slot(code, rng)
+            return op, await self.cancel(http, staff, own)
+        picked = self._slot(own.code, rng)
         if picked is None:
             self.ledger.ran_out += 1
-            staff.own.append((booking_id, code))
+            staff.own.append(own)
             return await self._send(http, staff, "search", touched)
         async with http.post(
-            f"/api/bookings/{booking_id}/reschedule", json={"slot_id": picked[0]}, headers=headers
+            f"/api/bookings/{own.booking_id}/reschedule",
+            json={"slot_id": picked[0]},
+            headers=headers,
         ) as response:
             data = await _json(response)
             if response.status == 201:
                 new_id = int(data["id"])
-                self.ledger.cancelled(booking_id)
+                self.ledger.cancelled(own.booking_id)
                 self.ledger.created(new_id)
-                self.ledger.moved_from[new_id] = booking_id
-                staff.own.append((new_id, code))
+                self.ledger.moved_from[new_id] = own.booking_id
+                staff.own.append(Own(new_id, picked[0], own.code))
+                self._freed(own)
             elif response.status >= 500:
-                self.ledger.unknown.add(booking_id)
+                self.ledger.unknown.add(own.booking_id)
             else:
-                staff.own.append((booking_id, code))
+                staff.own.append(own)
             return op, response.status
+
+    async def cancel(self, http: aiohttp.ClientSession, staff: Staff, own: Own) -> int:
+        async with http.post(
+            f"/api/bookings/{own.booking_id}/cancel",
+            json={"reason": "Résident indisponible"},
+            headers=staff.headers,
+        ) as response:
+            await response.read()
+            if response.status == 200:
+                self.ledger.cancelled(own.booking_id)
+                self._freed(own)
+            elif response.status >= 500:
+                self.ledger.unknown.add(own.booking_id)
+            return response.status
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:
@@ -311,6 +332,44 @@ async def paced(
         phase.elapsed = time.perf_counter() - started
         phase.server_cpu = server.cpu_seconds() - cpu
     return phase
+
+
+async def release(server: Server, mix: Mix, staff: list[Staff]) -> tuple[int, int]:
+    """Between runs, not measured: every client cancels what it still holds, so each run
+    starts from the same free slots and runs the designed mix (8 weeks of slots hold about
+    two runs of bookings on a 2-core machine). Returns (cancelled, failed)."""
+    total = sum(len(s.own) for s in staff)
+    done = failed = 0
+    async with aiohttp.ClientSession(
+        server.base_url, connector=_connector(len(staff)), timeout=TIMEOUT
+    ) as http:
+
+        async def one(s: Staff) -> None:
+            nonlocal done, failed
+            while s.own:
+                own = s.own.pop()
+                try:
+                    status = await mix.cancel(http, s, own)
+                except (aiohttp.ClientError, TimeoutError):
+                    mix.ledger.unknown.add(own.booking_id)
+                    status = 0
+                done += 1
+                failed += status != 200
+                if done % 500 == 0:
+                    progress("cancelling the run's bookings", done, total)
+
+        await asyncio.gather(*(one(s) for s in staff))
+    progress("cancelling the run's bookings", total, total)
+    return done - failed, failed
+
+
+def headline(rate: float, cpu_ms: float, p99_half: float, ran_out: int) -> str:
+    """The last line; it says so when the figures are not of the designed mix."""
+    line = f"mixed: {rate:.0f} req/s, server CPU {cpu_ms:.2f} ms/request, p99 at half load "
+    line += f"{p99_half:.1f} ms"
+    if ran_out:
+        line += f" (NOT the designed mix: free slots ran out {ran_out:,} times)"
+    return line
 
 
 @dataclass(frozen=True)
@@ -390,6 +449,7 @@ async def bench_mixed(
             for i, c in enumerate(seeded.clients)
         ]
         results: list[tuple[Phase, Phase, int]] = []
+        released: list[tuple[int, int]] = []
         # The load generator's own full collections would stall every request in flight.
         gc.collect()
         gc.freeze()
@@ -403,6 +463,8 @@ async def bench_mixed(
                     server, mix, staff, seconds, max(1.0, full.rate / 2), f"run {n}, half load"
                 )
                 results.append((full, half, rss_kib(server)))
+                if n < runs:
+                    released.append(await release(server, mix, staff))
         verdict = await check(url, ledger)
         anchor = await raw_anchor(url) if backend == "postgresql" else None
     for full, half, _ in results:
@@ -422,8 +484,14 @@ async def bench_mixed(
         print(f"profile of the server over run 1's saturation (py-spy, {profile}):")
         for line in top_costs(profile):
             print(line)
+    if released:
+        print(
+            "between runs (not measured), the bench's bookings still active were cancelled: "
+            + ", ".join(f"{ok:,} after run {n}" for n, (ok, _) in enumerate(released, start=1))
+        )
+    refused = sum(failed for _, failed in released)
     if ledger.ran_out:
-        print(f"  free slots ran out {ledger.ran_out} times (a search was sent instead)")
+        print(f"free slots ran out {ledger.ran_out:,} times (a search was sent instead)")
     print(verdict.line())
     errors = sum(
         n
@@ -433,6 +501,8 @@ async def bench_mixed(
         if code >= 500 or code == 0
     )
     print(f"server errors: {errors} (5xx, or no answer within {TIMEOUT.total:g}s)")
+    if refused:
+        print(f"FAILED: {refused} cancellations between runs were not answered 200")
     saturated = [r[0] for r in results]
     halves = [r[1] for r in results]
     rate = sum(p.requests for p in saturated) / sum(p.elapsed for p in saturated)
@@ -447,9 +517,7 @@ async def bench_mixed(
             f"anchor (raw asyncpg booking transaction, 32 connections) on this machine: "
             f"{anchor:,.0f}/s; the mix over HTTP = {rate / anchor:.1%} of it"
         )
-    print(f"{'OK' if verdict.ok and not errors else 'FAILED'} (the figures are over all runs)")
-    print(
-        f"mixed: {rate:.0f} req/s, server CPU {cpu_ms:.2f} ms/request, "
-        f"p99 at half load {p99_half:.1f} ms"
-    )
-    return verdict.ok and not errors
+    ok = verdict.ok and not errors and not refused
+    print(f"{'OK' if ok else 'FAILED'} (the figures are over all runs)")
+    print(headline(rate, cpu_ms, p99_half, ledger.ran_out))
+    return ok
