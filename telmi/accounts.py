@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, bindparam, func, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm import ClassManager, make_transient_to_detached, selectinload
 
 from telmi import audit
 from telmi.context import Context
@@ -379,13 +379,17 @@ _SESSION_USER = Prepared(
 
 
 T = TypeVar("T")
+_MANAGERS: dict[type, ClassManager[Any]] = {
+    User: sa_inspect(User).class_manager,
+    WebSession: sa_inspect(WebSession).class_manager,
+}
 
 
 def _detached(cls: type[T], values: dict[str, Any]) -> T:
     """The object of a Core row, as a closed session would have left it (detached, loaded):
     its state set directly, not through the instrumented constructor (a third of the cost
     of resolving a token, on every request)."""
-    instance = sa_inspect(cls).class_manager.new_instance()
+    instance = _MANAGERS[cls].new_instance()
     instance.__dict__.update(values)
     make_transient_to_detached(instance)
     return cast(T, instance)

@@ -629,10 +629,12 @@ async def _count_kept(
             )
             groups[key] = groups.get(key, 0) + (patients if by_month else new)
         if kept.tail is not None:
-            tail = replace(query, start=kept.tail, group_by=group_by)
-            part, bound = _distinct_patients(tail)
-            if not by_month:
-                part = _new_in_tail(_Shape(group_by, tuple(query.filters)))
+            shape = _Shape(group_by, tuple(query.filters))
+            bound = {"start": kept.tail, "end": query.end, **_filter_values(query)}
+            if by_month:
+                part = _distinct(shape)
+            else:
+                part = _new_in_tail(shape)
                 bound.update(first_month=span["first_month"], end_month=span["end_month"])
             for row in await session.execute(part, bound):
                 key = _key(row[:-1])
