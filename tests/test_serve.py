@@ -5,6 +5,7 @@ Also checks that a built wheel carries what a server needs outside a checkout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -32,12 +33,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path / "data")}
-    env.pop("TELMI_DATABASE_URL", None)
-    for command in (["db", "upgrade"], ["demo", "--history-scale", "0.01"]):
-        subprocess.run(TELMI + command, env=env, check=True, capture_output=True, timeout=120)
+@contextlib.contextmanager
+def _serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`telmi serve` on a free port until the block ends; then SIGTERM, as an operator stops it."""
     port = _free_port()
     process = subprocess.Popen(
         TELMI + ["serve", "--port", str(port)],
@@ -55,7 +53,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             except OSError:
                 assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:
@@ -66,6 +64,20 @@ def server(tmp_path: Path) -> Iterator[str]:
             raise AssertionError(
                 f"telmi serve ignored SIGTERM for 30 s:\n{output[-3000:]}"
             ) from None
+
+
+def _demo_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path / "data")}
+    env.pop("TELMI_DATABASE_URL", None)
+    for command in (["db", "upgrade"], ["demo", "--history-scale", "0.01"]):
+        subprocess.run(TELMI + command, env=env, check=True, capture_output=True, timeout=120)
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with _serving(_demo_env(tmp_path)) as (base, _):
+        yield base
 
 
 async def test_served_app_lets_a_demo_user_log_in(server: str) -> None:
@@ -84,6 +96,21 @@ async def test_served_app_lets_a_demo_user_log_in(server: str) -> None:
             assert response.status == 200
             html = await response.text()
         assert "EHPAD Les Tilleuls" in html and "Beaune" in html
+
+
+@pytest.mark.parametrize(("level", "lines"), [("INFO", 1), ("WARNING", 0)])
+async def test_served_app_logs_each_request_by_its_path_never_its_query(
+    tmp_path: Path, level: str, lines: int
+) -> None:
+    env = {**_demo_env(tmp_path), "TELMI_LOG_LEVEL": level, "TELMI_JOBS": "false"}
+    with _serving(env) as (base, process):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/login", params={"next": "/residents?q=Dupont"}) as r:
+                assert r.status == 200
+    output = process.stdout.read().decode()  # type: ignore[union-attr]
+    logged = [line for line in output.splitlines() if '"GET /login" 200' in line]
+    assert len(logged) == lines, output
+    assert "Dupont" not in output and "next=" not in output
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
