@@ -39,7 +39,7 @@ from sqlalchemy.orm import aliased
 
 from telmi import audit, availability, form_versions, idempotency, patients, request_forms
 from telmi.context import Context
-from telmi.db import Executor, Prepared, constraint_name, is_unique_violation
+from telmi.db import Executor, Prepared, constraint_name, dialect_name, is_unique_violation
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ACT_BITS,
@@ -974,6 +974,14 @@ _CANCEL = Prepared(
         ),
     )
 )
+# On PostgreSQL the change and its audit event are one statement (data-modifying CTEs): on
+# a bare connection, a cancellation is the read and this, with no BEGIN or COMMIT.
+_CANCELLING = _CANCEL.statement.cte("cancelled")
+_CANCEL_AUDITED = Prepared(
+    select(_CANCELLING.c.id).add_cte(
+        audit.insert_after(_CANCELLING, _CANCELLING.c.id).cte("audited")
+    )
+)
 _MOVED = Prepared(
     _ended_by(bindparam("why", type_=_BOOKINGS.c.cancel_reason.type)).where(
         _BOOKINGS.c.id == bindparam("booking_id", type_=Integer),
@@ -985,18 +993,23 @@ _MOVED = Prepared(
 async def cancel(
     session: Executor, ctx: Context, booking_id: int, cancellation: Cancellation
 ) -> BookingView:
-    """Four statements on a bare connection: read, the conditional update, the audit event
-    (the answer is the read with the change applied, not read again)."""
+    """The read, then the conditional update with its audit event: one statement on
+    PostgreSQL, two elsewhere (the answer is the read with the change applied, not read
+    again). The update re-checks that the booking is still active."""
     user, now, reason_text = ctx.caller, ctx.now, cancellation.reason
     booking = await _changeable(session, user, booking_id, now)
-    changed = await _CANCEL.first(
-        session, {"booking_id": booking.id, "now": now, "by": user.id, "why": reason_text}
-    )
+    values = {"booking_id": booking.id, "now": now, "by": user.id, "why": reason_text}
+    if dialect_name(session) == "postgresql":
+        values |= audit.params(ctx, "booking.cancelled", target_type="booking")
+        changed = await _CANCEL_AUDITED.first(session, values)
+    else:
+        changed = await _CANCEL.first(session, values)
+        if changed is not None:
+            await audit.event(
+                session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
+            )
     if changed is None:
         raise Conflict("Ce rendez-vous n'est plus actif.", code="booking_not_active")
-    await audit.event(
-        session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
-    )
     return dataclasses.replace(
         booking, status=BookingStatus.CANCELLED, cancelled_at=now, cancel_reason=reason_text
     )

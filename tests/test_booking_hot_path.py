@@ -111,6 +111,36 @@ async def test_a_booking_costs_three_statements_on_postgresql_and_no_transaction
         ], seen  # fmt: skip
 
 
+async def test_a_cancellation_costs_three_statements_on_postgresql_and_is_audited_once(
+    client: TestClient, db: Database, world: dict[str, Any]
+) -> None:
+    made = await (await _post(client, world, world["slots"][0].id, str(uuid.uuid4()))).json()
+    url, body = f"/api/bookings/{made['id']}/cancel", {"reason": "Résident hospitalisé"}
+    with statements(client.app[DB]) as seen:
+        response = await client.post(url, json=body, headers=world["headers"])
+    assert response.status == 200, await response.text()
+    assert (await response.json())["status"] == "cancelled"
+    if db.dialect == "postgresql":
+        # The token and its user; the booking; then the update and its audit event as one.
+        assert len(seen) == 3, seen
+        assert not any(s.lstrip().upper().startswith(("BEGIN", "COMMIT")) for s in seen)
+        assert "UPDATE bookings" in seen[2] and "INSERT INTO audit_events" in seen[2]
+    again = await client.post(url, json=body, headers=world["headers"])
+    assert again.status == 409 and (await again.json())["error"]["code"] == "booking_not_active"
+    async with db.read() as session:
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "booking.cancelled")
+            )
+        )
+        booking = await session.get(Booking, made["id"])
+    assert [(e.target_type, e.target_id, e.actor_id) for e in events] == [
+        ("booking", str(made["id"]), world["staff"].id)
+    ]
+    assert booking is not None and booking.cancel_reason == "Résident hospitalisé"
+    assert booking.cancelled_by_id == world["staff"].id
+
+
 async def test_the_fast_path_audits_the_booking_naming_the_resident_and_replays_it(
     client: TestClient, db: Database, world: dict[str, Any]
 ) -> None:

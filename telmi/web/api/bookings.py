@@ -243,7 +243,7 @@ async def cancel_booking(
     request: web.Request, booking_id: int, body: Cancellation
 ) -> dict[str, Any]:
     ctx = request_context(request)
-    cancelled = await request.app[DB].run_core_write(
+    cancelled = await request.app[DB].run_statements(
         lambda conn: booking.cancel(conn, ctx, booking_id, body)
     )
     return cancelled.as_json()
