@@ -999,17 +999,16 @@ async def cancel(
     user, now, reason_text = ctx.caller, ctx.now, cancellation.reason
     booking = await _changeable(session, user, booking_id, now)
     values = {"booking_id": booking.id, "now": now, "by": user.id, "why": reason_text}
-    if dialect_name(session) == "postgresql":
+    one_statement = dialect_name(session) == "postgresql"
+    if one_statement:
         values |= audit.params(ctx, "booking.cancelled", target_type="booking")
-        changed = await _CANCEL_AUDITED.first(session, values)
-    else:
-        changed = await _CANCEL.first(session, values)
-        if changed is not None:
-            await audit.event(
-                session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
-            )
+    changed = await (_CANCEL_AUDITED if one_statement else _CANCEL).first(session, values)
     if changed is None:
         raise Conflict("Ce rendez-vous n'est plus actif.", code="booking_not_active")
+    if not one_statement:
+        await audit.event(
+            session, ctx, "booking.cancelled", target_type="booking", target_id=booking.id
+        )
     return dataclasses.replace(
         booking, status=BookingStatus.CANCELLED, cancelled_at=now, cancel_reason=reason_text
     )

@@ -418,8 +418,12 @@ def _distinct(shape: _Shape) -> Select[Any]:
 
 
 def _distinct_patients(query: Query) -> tuple[Select[Any], dict[str, Any]]:
-    bound = {"start": query.start, "end": query.end, **_filter_values(query)}
-    return _distinct(_Shape(query.group_by, tuple(query.filters))), bound
+    return _distinct(_Shape(query.group_by, tuple(query.filters))), _log_bound(query)
+
+
+def _log_bound(query: Query) -> dict[str, Any]:
+    """The values of a statement over the log between the query's start and end."""
+    return {"start": query.start, "end": query.end, **_filter_values(query)}
 
 
 def _patients(query: Query, *, total: bool = False, postgresql: bool = False) -> Select[Any]:
@@ -629,13 +633,12 @@ async def _count_kept(
             )
             groups[key] = groups.get(key, 0) + (patients if by_month else new)
         if kept.tail is not None:
-            shape = _Shape(group_by, tuple(query.filters))
-            bound = {"start": kept.tail, "end": query.end, **_filter_values(query)}
+            tail = replace(query, start=kept.tail, group_by=group_by)
             if by_month:
-                part = _distinct(shape)
+                part, bound = _distinct_patients(tail)
             else:
-                part = _new_in_tail(shape)
-                bound.update(first_month=span["first_month"], end_month=span["end_month"])
+                part = _new_in_tail(_Shape(group_by, tuple(query.filters)))
+                bound = _log_bound(tail) | span
             for row in await session.execute(part, bound):
                 key = _key(row[:-1])
                 groups[key] = groups.get(key, 0) + int(row[-1])

@@ -66,17 +66,19 @@ def _serving(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]
             ) from None
 
 
-def _demo_env(tmp_path: Path) -> dict[str, str]:
+def _prepared_env(tmp_path: Path, *, demo: bool) -> dict[str, str]:
+    """A migrated SQLite database in `tmp_path`, with the demo region if asked."""
     env = {**os.environ, "TELMI_DATA_DIR": str(tmp_path / "data")}
     env.pop("TELMI_DATABASE_URL", None)
-    for command in (["db", "upgrade"], ["demo", "--history-scale", "0.01"]):
+    commands = [["db", "upgrade"]] + ([["demo", "--history-scale", "0.01"]] if demo else [])
+    for command in commands:
         subprocess.run(TELMI + command, env=env, check=True, capture_output=True, timeout=120)
     return env
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    with _serving(_demo_env(tmp_path)) as (base, _):
+    with _serving(_prepared_env(tmp_path, demo=True)) as (base, _):
         yield base
 
 
@@ -102,7 +104,7 @@ async def test_served_app_lets_a_demo_user_log_in(server: str) -> None:
 async def test_served_app_logs_each_request_by_its_path_never_its_query(
     tmp_path: Path, level: str, lines: int
 ) -> None:
-    env = {**_demo_env(tmp_path), "TELMI_LOG_LEVEL": level, "TELMI_JOBS": "false"}
+    env = {**_prepared_env(tmp_path, demo=False), "TELMI_LOG_LEVEL": level, "TELMI_JOBS": "false"}
     with _serving(env) as (base, process):
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/login", params={"next": "/residents?q=Dupont"}) as r:

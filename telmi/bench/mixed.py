@@ -8,8 +8,9 @@ the latency read is the one users see at that load). Each run is both phases; `-
 runs go against the same server, whose RSS is read after each (growth between runs is a
 leak, not warm-up). Between runs, unmeasured, the clients cancel what they still hold, so
 every run books from the same free slots; if the slots still run out within a run, the
-last line says the figures are not of the designed mix. Afterwards the database is checked: no slot with two active bookings,
-and every booking answered 201 is there in the state the later answers imply.
+last line says the figures are not of the designed mix. Afterwards the database is
+checked: no slot with two active bookings, and every booking answered 201 is there in the
+state the later answers imply.
 
 Server CPU is the process's user + system time over the phase divided by its requests
 (the database server's own CPU is not in it).
