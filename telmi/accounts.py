@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -18,10 +20,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import Field
 from sqlalchemy import ColumnElement, bindparam, func, select, tuple_, update
+from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ClassManager, make_transient_to_detached, selectinload
+from sqlalchemy.orm import ClassManager, Session, make_transient_to_detached, selectinload
 
 from telmi import audit
 from telmi.context import Context
@@ -395,17 +398,104 @@ def _detached(cls: type[T], values: dict[str, Any]) -> T:
     return cast(T, instance)
 
 
+# How long this process trusts a token it has read without reading it again.
+TOKEN_TRUST_SECONDS = 1.0
+
+
+class TokenCache:
+    """The users behind the tokens this process resolved in the last second.
+
+    Without it every bearer request reads its token: a statement and a pool checkout, a
+    tenth of a simple API request's CPU. A change to a user or a token committed in this
+    process empties it at once (`_forget_on_commit`), so a token revoked or a user disabled
+    here is refused from the next request on; a change made by another process (the CLI,
+    another server) is seen within `seconds`. Refusals are not kept: an unknown token is
+    read each time. `monotonic` measures how long an entry has been kept, not "now": a
+    token's expiry is still checked against the request's instant on every hit."""
+
+    def __init__(
+        self,
+        seconds: float = TOKEN_TRUST_SECONDS,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        size: int = 10_000,
+    ) -> None:
+        self.seconds, self.monotonic, self.size = seconds, monotonic, size
+        self.generation = 0  # moves at each forget: a read begun before it is not kept
+        self._entries: dict[str, tuple[float, datetime | None, dict[str, Any]]] = {}
+
+    def user(self, token_hash: str, now: datetime) -> User | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        kept_at, expires_at, values = entry
+        if self.monotonic() - kept_at >= self.seconds or (
+            expires_at is not None and expires_at <= now
+        ):
+            del self._entries[token_hash]
+            return None
+        return _detached(User, dict(values))  # a new object each request: never shared
+
+    def keep(
+        self, token_hash: str, expires_at: datetime | None, values: dict[str, Any], generation: int
+    ) -> None:
+        if generation != self.generation or self.seconds <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[token_hash] = (self.monotonic(), expires_at, values)
+
+    def forget(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
+TOKENS = TokenCache()
+_ACCOUNTS_CHANGED = "telmi_accounts_changed"
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _note_account_changes(session: Session, _context: Any) -> None:
+    if any(isinstance(o, User | ApiToken) for o in (*session.dirty, *session.deleted)):
+        session.info[_ACCOUNTS_CHANGED] = True
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_on_commit(session: Session) -> None:
+    if session.info.pop(_ACCOUNTS_CHANGED, False):
+        TOKENS.forget()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _nothing_changed(session: Session) -> None:
+    session.info.pop(_ACCOUNTS_CHANGED, None)
+
+
 async def resolve_token(executor: Executor, raw: str, *, now: datetime) -> User | None:
-    """The active user behind a live token; read on every request, so a revoked or expired
-    token, or a disabled user, is refused from the next request on."""
-    row = await _TOKEN_USER.first(executor, {"token_hash": sha256(raw)})
+    """The active user behind a live token, read from the database (and kept in `TOKENS`
+    for the next requests), so a revoked or expired token, or a disabled user, is refused."""
+    token_hash, generation = sha256(raw), TOKENS.generation
+    row = await _TOKEN_USER.first(executor, {"token_hash": token_hash})
     if row is None:
         return None
     revoked_at, expires_at = row[0], row[1]
     if revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
     values = {key: value for (key, _), value in zip(_USER_COLUMNS, row[2:], strict=True)}
-    return _detached(User, values) if values["is_active"] else None
+    if not values["is_active"]:
+        return None
+    TOKENS.keep(token_hash, expires_at, values, generation)
+    return _detached(User, dict(values))
+
+
+async def token_user(connect: Callable[[], Any], raw: str, *, now: datetime) -> User | None:
+    """`resolve_token`, or the user this process resolved for the token in the last second
+    (`TOKENS`): the connection is opened (`connect()`) only when the token must be read."""
+    user = TOKENS.user(sha256(raw), now)
+    if user is not None:
+        return user
+    async with connect() as conn:
+        return await resolve_token(conn, raw, now=now)
 
 
 async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:

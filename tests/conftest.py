@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from scheduling.clock import FrozenClock
-from telmi import migrate
+from telmi import accounts, migrate
 from telmi.app import create_app
 from telmi.db import Database
 from telmi.models import Base
@@ -164,6 +164,25 @@ async def pg_db(postgres_main: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+class StoppedClock:
+    """A monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+@pytest.fixture(autouse=True)
+def token_cache(monkeypatch: pytest.MonkeyPatch) -> accounts.TokenCache:
+    """Each test starts with an empty token cache whose clock stands still: a kept token
+    ages only when the test moves `token_cache.monotonic`, whatever the machine's speed."""
+    cache = accounts.TokenCache(monotonic=StoppedClock())
+    monkeypatch.setattr(accounts, "TOKENS", cache)
+    return cache
 
 
 @pytest.fixture

@@ -128,8 +128,7 @@ async def _identify(request: web.Request, now: datetime) -> None:
             raise AuthenticationRequired(
                 "En-tête Authorization invalide (attendu : Bearer <jeton>)."
             )
-        async with app[DB].connection() as conn:
-            user = await accounts.resolve_token(conn, raw.strip(), now=now)
+        user = await accounts.token_user(app[DB].connection, raw.strip(), now=now)
         if user is None:
             raise AuthenticationRequired(
                 "Jeton d'API invalide, expiré ou révoqué.", code="invalid_token"
