@@ -155,6 +155,9 @@ def search_scope(
 # 'open'`); with the statuses as parameters it scanned every booking for each candidate slot.
 _ACTIVE = Booking.status.in_([literal_column(f"'{s.value}'") for s in ACTIVE_BOOKING_STATUSES])
 _OPEN = Slot.status == literal_column(f"'{SlotStatus.OPEN.value}'")
+# PostgreSQL too: a generic plan (a prepared statement run more than five times) with the
+# status as a parameter cannot prove the partial index's predicate and scans `bookings`.
+_HELD = Booking.status == literal_column(f"'{BookingStatus.HELD.value}'")
 
 
 def _taken(slot_id: Any, now: Any) -> Any:
@@ -458,7 +461,7 @@ _TARGET = (
     )
     .join(User, User.id == Slot.specialist_id)
     .join(Specialty, Specialty.id == Slot.specialty_id)
-    .outerjoin(Booking, and_(Booking.slot_id == Slot.id, Booking.status == BookingStatus.HELD))
+    .outerjoin(Booking, and_(Booking.slot_id == Slot.id, _HELD))
     .where(Slot.id == bindparam("slot_id"))
 )
 
