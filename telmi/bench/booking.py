@@ -28,7 +28,15 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
 from telmi import accounts, booking, patients
-from telmi.bench.common import Server, machine, percentile, progress, scratch_database, serve
+from telmi.bench.common import (
+    Server,
+    local_postgres_cpu_seconds,
+    machine,
+    percentile,
+    progress,
+    scratch_database,
+    serve,
+)
 from telmi.context import Context
 from telmi.db import Database
 from telmi.demo import SPECIALTIES, finess_for, rpps_for
@@ -69,6 +77,8 @@ class Run:
     statuses: Counter[int] = field(default_factory=Counter)
     elapsed: float = 0.0
     server_cpu: float = float("nan")
+    database_cpu: float = float("nan")  # local PostgreSQL's processes
+    client_cpu: float = float("nan")  # this process: the load generator
 
     @property
     def created(self) -> int:
@@ -294,9 +304,12 @@ async def _load(
                     progress(label, done, total)
 
         started, cpu = time.perf_counter(), server.cpu_seconds()
+        database, own = local_postgres_cpu_seconds(), time.process_time()
         await asyncio.gather(*(client(t) for t in tokens))
         run.elapsed = time.perf_counter() - started
         run.server_cpu = server.cpu_seconds() - cpu
+        run.database_cpu = local_postgres_cpu_seconds() - database
+        run.client_cpu = time.process_time() - own
     return run
 
 
@@ -488,6 +501,12 @@ async def bench_booking(
             f"i.e. {wanted:,.0f} bookings/s here)"
         )
         cpu = distinct.server_cpu / len(distinct.latencies) * 1000
+        per = 1000 / len(distinct.latencies)
+        print(
+            f"CPU per booking of the distinct run: server {cpu:.2f} ms, local PostgreSQL "
+            f"{distinct.database_cpu * per:.2f} ms, load generator {distinct.client_cpu * per:.2f} ms "
+            f"(the anchor has no HTTP server and no load generator)"
+        )
         print(
             f"booking: server CPU {cpu:.2f} ms/booking (issue 16 target <= {TARGET_CPU_MS} ms), "
             f"{rate:,.0f} bookings/s = {rate / anchor:.1%} of the raw asyncpg anchor "

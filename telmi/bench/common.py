@@ -101,6 +101,26 @@ class Server:
             return float("nan")
 
 
+def local_postgres_cpu_seconds() -> float:
+    """CPU time used so far by the processes named `postgres` on this machine (the server's
+    backends and its helpers), from /proc; 0 where there are none (another host, SQLite).
+    Read before and after a run: what the database did for it, beside the server's CPU."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue  # a process that ended meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def serve(database_url: str, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`telmi serve` in its own process, as in production: one process, one event loop."""
