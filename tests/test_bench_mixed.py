@@ -11,7 +11,8 @@ from telmi.cli import main
 
 pytestmark = pytest.mark.slow  # seeds a region, starts a server, sends load
 
-TINY = ["--backend", "sqlite", "--facilities", "3", "--specialists", "3", "--weeks", "1"]
+# Enough weeks of slots that a fast server does not book them all in the few seconds run.
+TINY = ["--backend", "sqlite", "--facilities", "3", "--specialists", "3", "--weeks", "6"]
 TINY += ["--past-bookings", "120", "--residents", "2"]
 
 
