@@ -474,7 +474,11 @@ def _nothing_changed(session: Session) -> None:
 async def resolve_token(executor: Executor, raw: str, *, now: datetime) -> User | None:
     """The active user behind a live token, read from the database (and kept in `TOKENS`
     for the next requests), so a revoked or expired token, or a disabled user, is refused."""
-    token_hash, generation = sha256(raw), TOKENS.generation
+    return await _read_token(executor, sha256(raw), now)
+
+
+async def _read_token(executor: Executor, token_hash: str, now: datetime) -> User | None:
+    generation = TOKENS.generation
     row = await _TOKEN_USER.first(executor, {"token_hash": token_hash})
     if row is None:
         return None
@@ -491,11 +495,12 @@ async def resolve_token(executor: Executor, raw: str, *, now: datetime) -> User 
 async def token_user(connect: Callable[[], Any], raw: str, *, now: datetime) -> User | None:
     """`resolve_token`, or the user this process resolved for the token in the last second
     (`TOKENS`): the connection is opened (`connect()`) only when the token must be read."""
-    user = TOKENS.user(sha256(raw), now)
+    token_hash = sha256(raw)
+    user = TOKENS.user(token_hash, now)
     if user is not None:
         return user
     async with connect() as conn:
-        return await resolve_token(conn, raw, now=now)
+        return await _read_token(conn, token_hash, now)
 
 
 async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:

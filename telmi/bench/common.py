@@ -94,31 +94,33 @@ class Server:
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (user + system, from /proc)."""
         try:
-            with open(f"/proc/{self.process.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return _cpu_seconds(self.process.pid)
         except OSError:
             return float("nan")
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process so far, from /proc (OSError if it is gone)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def local_postgres_cpu_seconds() -> float:
     """CPU time used so far by the processes named `postgres` on this machine (the server's
     backends and its helpers), from /proc; 0 where there are none (another host, SQLite).
     Read before and after a run: what the database did for it, beside the server's CPU."""
-    total = 0
+    total = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/comm") as comm:
-                if comm.read().strip() != "postgres":
-                    continue
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+                if comm.read().strip() == "postgres":
+                    total += _cpu_seconds(entry)
         except OSError:
             continue  # a process that ended meanwhile
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @contextmanager
