@@ -34,12 +34,19 @@ from sqlalchemy import (
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from telmi import audit, availability, form_versions, idempotency, patients, request_forms
 from telmi.context import Context
-from telmi.db import Executor, Prepared, constraint_name, dialect_name, is_unique_violation
+from telmi.db import (
+    Driver,
+    Executor,
+    Prepared,
+    constraint_name,
+    dialect_name,
+    is_unique_violation,
+)
 from telmi.errors import Conflict, Forbidden, NotFound, ValidationError
 from telmi.models import (
     ACT_BITS,
@@ -621,8 +628,12 @@ def _definition(stored: str) -> FormDefinition:
     return found
 
 
+class _NeedsSession(Exception):
+    """`_prepare` on a bare driver connection met what only a session can do."""
+
+
 async def _prepare(
-    session: Executor, ctx: Context, new: NewBooking
+    session: Executor | Driver, ctx: Context, new: NewBooking
 ) -> tuple[_Target, dict[str, Any]]:
     """The checks of a booking and the row to write: one read (the slot, the facility, the
     resident, any hold, the form), then the answers checked against the form."""
@@ -644,6 +655,8 @@ async def _prepare(
         answers = request_forms.validate_answers(_definition(definition), new.answers, strict=True)
     elif request_forms.builtin_for(target.slot.specialty_code, act_type) is not None:
         # A built-in form not saved yet: saved now as version 1, so the answers name it.
+        if isinstance(session, Driver):
+            raise _NeedsSession()
         form_id, answers = await form_versions.answered(
             session, target.slot.specialty_id, act_type, new.answers, now=now
         )
@@ -749,16 +762,19 @@ def _at_once(columns: tuple[str, ...]) -> Prepared:
 
 
 async def book_at_once(
-    conn: AsyncConnection, ctx: Context, new: NewBooking, key: idempotency.Pending
+    conn: Driver, ctx: Context, new: NewBooking, key: idempotency.Pending
 ) -> BookingView | None:
     """`book` and the key's response in two statements and no transaction (PostgreSQL, on
     an autocommit connection): the read, then one statement writing the booking, its audit
     event and the key, all or nothing. None if the slot has a hold (converted or released
-    by `book`, in a transaction).
+    by `book`, in a transaction), or the specialty's built-in form has no stored version yet.
 
     The write re-checks that the slot is still open and to come; the partial unique index
     still decides between two bookers, and the key's unique index between two twins."""
-    target, values = await _prepare(conn, ctx, new)
+    try:
+        target, values = await _prepare(conn, ctx, new)
+    except _NeedsSession:
+        return None
     if target.hold_id is not None:
         return None
     slot = target.slot

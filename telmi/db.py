@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import Table, event, text
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE_ATTEMPTS = 4
@@ -129,6 +131,25 @@ async def _retrying(once: Callable[[], Awaitable[T]], attempts: int) -> T:
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Driver:
+    """The driver's own connection (asyncpg), checked out of the pool without a SQLAlchemy
+    `Connection` around it: only `Prepared` statements run on it (`Database.driver`)."""
+
+    connection: Any
+    dialect: Any
+
+
+# What a connection that died (or was left mid-statement) raises: the pool drops it.
+_BROKEN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    OSError,
+)
+
+
 class Prepared:
     """A Core statement compiled once for asyncpg and run on the driver's own connection, its
     parameters and results converted by the statement's own types (PostgreSQL only).
@@ -155,9 +176,9 @@ class Prepared:
         ]
         return str(compiled), binds, results
 
-    def _bound(self, conn: AsyncConnection, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    def _bound(self, dialect: Any, values: dict[str, Any]) -> tuple[str, list[Any]]:
         if self._plan is None:
-            self._plan = self._compile(conn.dialect)
+            self._plan = self._compile(dialect)
         sql, binds, _ = self._plan
         args = []
         for name, default, process in binds:
@@ -173,44 +194,47 @@ class Prepared:
         )
 
     @staticmethod
-    def _raw(executor: Executor) -> AsyncConnection | None:
+    async def _driver(executor: Executor | Driver) -> tuple[Any, Any] | None:
+        """The asyncpg connection and the dialect to run on, None where SQLAlchemy runs it."""
+        if isinstance(executor, Driver):
+            return executor.connection, executor.dialect
         if isinstance(executor, AsyncConnection) and executor.dialect.name == "postgresql":
-            return executor
+            return (await executor.get_raw_connection()).driver_connection, executor.dialect
         return None
 
-    async def first(self, executor: Executor, values: dict[str, Any]) -> Any:
+    async def first(self, executor: Executor | Driver, values: dict[str, Any]) -> Any:
         """The first row (a tuple, converted), or None; elsewhere than on a PostgreSQL
         connection (a session, SQLite), through SQLAlchemy as any statement."""
-        conn = self._raw(executor)
-        if conn is None:
-            return (await executor.execute(self.statement, values)).first()
-        sql, args = self._bound(conn, values)
-        raw: Any = (await conn.get_raw_connection()).driver_connection
+        driver = await self._driver(executor)
+        if driver is None:
+            return (await cast(Executor, executor).execute(self.statement, values)).first()
+        sql, args = self._bound(driver[1], values)
         try:
-            record = await raw.fetchrow(sql, *args)
+            record = await driver[0].fetchrow(sql, *args)
         except asyncpg.IntegrityConstraintViolationError as exc:
             # As SQLAlchemy would raise it: `sqlstate` and `constraint_name` read `orig`.
             raise IntegrityError(sql, args, exc) from exc
         return None if record is None else self._row(record)
 
-    async def run(self, executor: Executor, values: dict[str, Any]) -> None:
+    async def run(self, executor: Executor | Driver, values: dict[str, Any]) -> None:
         """A statement that returns no rows (an INSERT of an audit event)."""
-        conn = self._raw(executor)
-        if conn is None:
-            await executor.execute(self.statement, values)
+        driver = await self._driver(executor)
+        if driver is None:
+            await cast(Executor, executor).execute(self.statement, values)
             return
-        sql, args = self._bound(conn, values)
-        raw: Any = (await conn.get_raw_connection()).driver_connection
-        await raw.execute(sql, *args)
+        sql, args = self._bound(driver[1], values)
+        await driver[0].execute(sql, *args)
 
-    async def all(self, executor: Executor, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def all(
+        self, executor: Executor | Driver, values: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
         """Every row, as `first` gives one: for the lists read on every page."""
-        conn = self._raw(executor)
-        if conn is None:
-            return [tuple(r) for r in await executor.execute(self.statement, values)]
-        sql, args = self._bound(conn, values)
-        raw: Any = (await conn.get_raw_connection()).driver_connection
-        return [self._row(record) for record in await raw.fetch(sql, *args)]
+        driver = await self._driver(executor)
+        if driver is None:
+            rows = await cast(Executor, executor).execute(self.statement, values)
+            return [tuple(r) for r in rows]
+        sql, args = self._bound(driver[1], values)
+        return [self._row(record) for record in await driver[0].fetch(sql, *args)]
 
 
 class Database:
@@ -244,6 +268,22 @@ class Database:
         a write that is one statement. On SQLite, an ordinary read connection."""
         async with self.autocommit_engine.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Driver]:
+        """asyncpg's connection straight from the pool (PostgreSQL): each statement commits
+        alone. For a hot path made of `Prepared` statements only, which then skips the
+        `Connection` that `connection` builds around it (a quarter of a booking's checkout
+        and return). A connection that broke, or was left mid-statement, is dropped."""
+        fairy = await self.engine.raw_connection()
+        try:
+            yield Driver(fairy.driver_connection, self.engine.dialect)
+        except BaseException as exc:
+            if isinstance(exc, _BROKEN) or not isinstance(exc, Exception):
+                await greenlet_spawn(fairy.invalidate, exc if isinstance(exc, Exception) else None)
+            raise
+        finally:
+            await greenlet_spawn(fairy.close)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -17,13 +17,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from telmi import idempotency
+from telmi.db import Driver
 from telmi.errors import Conflict, TelmiError
 from telmi.keys import DB
 from telmi.models import User
 from telmi.web.access import request_context
 
 Work = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
-AtOnce = Callable[[AsyncConnection, idempotency.Pending], Awaitable[dict[str, Any] | None]]
+AtOnce = Callable[[Driver, idempotency.Pending], Awaitable[dict[str, Any] | None]]
 
 
 async def idempotent(
@@ -56,8 +57,8 @@ async def idempotent(
     try:
         response = None
         if at_once is not None and db.dialect == "postgresql":
-            async with db.connection() as conn:
-                response = await at_once(conn, pending)
+            async with db.driver() as driver:
+                response = await at_once(driver, pending)
         if response is None:
             response = await db.run_core_write(run)
         return web.json_response(response, status=status)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from telmi import booking, idempotency
 from telmi.booking import Cancellation, Hold, Move, NewBooking
+from telmi.db import Driver
 from telmi.keys import DB, SETTINGS
 from telmi.models import ActType, BookingStatus, Role
 from telmi.paging import PageQuery
@@ -193,7 +194,7 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return (await booking.book(conn, ctx, body)).as_json()
 
-    async def at_once(conn: AsyncConnection, pending: idempotency.Pending) -> dict[str, Any] | None:
+    async def at_once(conn: Driver, pending: idempotency.Pending) -> dict[str, Any] | None:
         made = await booking.book_at_once(conn, ctx, body, pending)
         return made.as_json() if made is not None else None
 
