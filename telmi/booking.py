@@ -763,10 +763,12 @@ def _at_once(columns: tuple[str, ...]) -> Prepared:
 
 async def book_at_once(
     conn: Driver, ctx: Context, new: NewBooking, key: idempotency.Pending
-) -> BookingView | None:
+) -> dict[str, Any] | None:
     """`book` and the key's response in two statements and no transaction (PostgreSQL, on
     an autocommit connection): the read, then one statement writing the booking, its audit
-    event and the key, all or nothing. None if the slot has a hold (converted or released
+    event and the key, all or nothing. Returns the booking's JSON, the very one stored with
+    the key (built once: the answer and its replays cannot differ but in key order). None
+    if the slot has a hold (converted or released
     by `book`, in a transaction), or the specialty's built-in form has no stored version yet.
 
     The write re-checks that the slot is still open and to come; the partial unique index
@@ -783,11 +785,11 @@ async def book_at_once(
         "starts_at": slot.starts_at,
         "ends_at": slot.ends_at,
     }
-    view = _new(0, target, values)
+    body = _new(0, target, values).as_json()  # the id is set by the write, in SQL and here
     params = {
         **row,
         "now": ctx.now,
-        "response": view.as_json(),
+        "response": body,
         **audit.params(ctx, "booking.created", target_type="booking", patient_id=new.patient_id),
         **idempotency.params(key),
     }
@@ -801,7 +803,8 @@ async def book_at_once(
         raise
     if written is None:
         raise Conflict("Ce créneau n'est plus proposé.", code="slot_unavailable")
-    return dataclasses.replace(view, id=written[0])
+    body["id"] = written[0]
+    return body
 
 
 # --- reading ------------------------------------------------------------------------------------

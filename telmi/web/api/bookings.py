@@ -195,8 +195,7 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
         return (await booking.book(conn, ctx, body)).as_json()
 
     async def at_once(conn: Driver, pending: idempotency.Pending) -> dict[str, Any] | None:
-        made = await booking.book_at_once(conn, ctx, body, pending)
-        return made.as_json() if made is not None else None
+        return await booking.book_at_once(conn, ctx, body, pending)
 
     return await idempotent(
         request, ctx.caller, key, body.model_dump(mode="json"), work, status=201, at_once=at_once
