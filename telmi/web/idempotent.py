@@ -22,6 +22,7 @@ from telmi.errors import Conflict, TelmiError
 from telmi.keys import DB
 from telmi.models import User
 from telmi.web.access import request_context
+from telmi.web.http import json_answer
 
 Work = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 AtOnce = Callable[[Driver, idempotency.Pending], Awaitable[dict[str, Any] | None]]
@@ -61,17 +62,17 @@ async def idempotent(
                 response = await at_once(driver, pending)
         if response is None:
             response = await db.run_core_write(run)
-        return web.json_response(response, status=status)
+        return json_answer(response, status=status)
     except (TelmiError, idempotency.KeyTaken) as failure:
         async with db.connection() as conn:
             stored = await idempotency.stored(conn, pending)
         if stored is not None:
-            return web.json_response(stored[1], status=stored[0])
+            return json_answer(stored[1], status=stored[0])
         if isinstance(failure, idempotency.KeyTaken):
             if at_once is not None:
                 # `at_once` ran into an expired row, which only `save`'s upsert takes over.
                 try:
-                    return web.json_response(await db.run_core_write(run), status=status)
+                    return json_answer(await db.run_core_write(run), status=status)
                 except idempotency.KeyTaken:
                     pass
             raise Conflict("Requête déjà en cours avec cette Idempotency-Key.") from None

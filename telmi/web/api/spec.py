@@ -17,7 +17,7 @@ from typing_extensions import TypedDict
 
 from telmi.keys import SETTINGS
 from telmi.values import Id
-from telmi.web.http import path_ids, read_body, read_query
+from telmi.web.http import json_answer, path_ids, read_body, read_query
 
 
 def ref(name: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ def endpoint(
             if isinstance(result, web.StreamResponse):
                 return result
             if checker is None:
-                return web.json_response(result, status=info.status)
+                return json_answer(result, status=info.status)
             sent = pydantic_core.to_json(result)
             settings = request.app.get(SETTINGS)
             if settings is None or settings.responses_checked:
