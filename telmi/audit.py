@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Insert, Table, bindparam, insert, select
 from sqlalchemy import cast as cast_
 
 from telmi.context import Context
-from telmi.db import Executor, Prepared
+from telmi.db import Driver, Executor, Prepared
 from telmi.models import AuditEvent, User
 
 # Built once, on the table: audit rows are written on hot paths and never read back.
@@ -60,7 +60,7 @@ def params(
 
 
 async def record(
-    session: Executor,
+    session: Executor | Driver,
     action: str,
     *,
     actor: User | None,
@@ -91,7 +91,7 @@ async def record(
 
 
 async def event(
-    session: Executor,
+    session: Executor | Driver,
     ctx: Context,
     action: str,
     *,

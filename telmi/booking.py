@@ -237,7 +237,7 @@ def _search(shape: tuple[bool, ...]) -> Prepared:
 
 
 async def search_free_slots(
-    session: Executor,
+    session: Executor | Driver,
     *,
     specialty: str | None,
     start: datetime,
@@ -888,7 +888,7 @@ def _list_statement(staff: bool, past: bool, keyed: bool, holds: bool) -> Prepar
 
 
 async def list_bookings(
-    session: Executor,
+    session: Executor | Driver,
     ctx: Context,
     *,
     past: bool = False,
@@ -945,7 +945,7 @@ async def bookings_between(
     return bookings
 
 
-async def record_listed(session: Executor, ctx: Context, shown: list[BookingView]) -> None:
+async def record_listed(session: Executor | Driver, ctx: Context, shown: list[BookingView]) -> None:
     """One access event for a request's list of bookings, naming them; never one per row."""
     if shown:
         await audit.event(

@@ -286,6 +286,17 @@ class Database:
             await greenlet_spawn(fairy.close)
 
     @asynccontextmanager
+    async def prepared(self) -> AsyncIterator[Driver | AsyncConnection]:
+        """For reads made of `Prepared` statements only: `driver()` on PostgreSQL,
+        `connection()` elsewhere."""
+        if self.dialect != "postgresql":
+            async with self.connection() as conn:
+                yield conn
+            return
+        async with self.driver() as driver:
+            yield driver
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in one write transaction: committed on success, rolled back on error."""
         async with self._write() as session, session.begin():
@@ -312,6 +323,14 @@ class Database:
             return await self.run_core_write(work)
         async with self.connection() as conn:
             return await work(conn)
+
+    async def run_prepared(self, work: Callable[[Driver | AsyncConnection], Awaitable[T]]) -> T:
+        """As `run_statements`, for work made of `Prepared` statements only (a list and its
+        access event): on PostgreSQL on `driver()`."""
+        if self.dialect != "postgresql":
+            return await self.run_core_write(work)
+        async with self.driver() as driver:
+            return await work(driver)
 
     async def run_core_write(
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = WRITE_ATTEMPTS

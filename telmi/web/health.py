@@ -8,6 +8,7 @@ from aiohttp import web
 
 from telmi.keys import DB
 from telmi.web.access import public
+from telmi.web.http import json_answer
 
 log = logging.getLogger("telmi.health")
 
@@ -18,5 +19,5 @@ async def healthz(request: web.Request) -> web.Response:
         await request.app[DB].ping()
     except Exception as exc:  # any failure to reach the database means "not healthy"
         log.warning("health check: database unreachable: %s", type(exc).__name__)
-        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+        return json_answer({"status": "error", "database": "unreachable"}, status=503)
+    return json_answer({"status": "ok", "database": "ok"})

@@ -147,7 +147,7 @@ async def search_slots(request: web.Request, query: SlotSearch) -> dict[str, Any
     scope = booking.search_scope(start=asked, **criteria)
     after = paging.after(request, booking.SLOTS, query.cursor, scope)
     # No transaction: one statement (a second only to name an unknown specialty).
-    async with request.app[DB].connection() as conn:
+    async with request.app[DB].prepared() as conn:
         page = await booking.search_free_slots(
             conn, start=asked or now, now=now, after=after, limit=query.limit, **criteria
         )
@@ -212,7 +212,7 @@ async def create_booking(request: web.Request, body: NewBooking) -> web.Response
 async def list_bookings(request: web.Request, query: BookingsQuery) -> dict[str, Any]:
     ctx, past = request_context(request), query.when == "past"
     after = paging.after(request, booking.BOOKINGS, query.cursor, query.when)
-    page = await request.app[DB].run_statements(
+    page = await request.app[DB].run_prepared(
         lambda conn: booking.list_bookings(conn, ctx, past=past, after=after, limit=query.limit)
     )
     return {

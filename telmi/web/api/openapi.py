@@ -13,6 +13,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from telmi.web.access import access_of, public
 from telmi.web.api import spec
+from telmi.web.http import json_answer
 
 ERROR = {
     "type": "object",
@@ -117,4 +118,4 @@ def document(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
 
 @public
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(request.app.router))
+    return json_answer(document(request.app.router))

@@ -22,6 +22,7 @@ from telmi.errors import TelmiError, ValidationError
 from telmi.keys import DB, SETTINGS
 from telmi.models import FinessImport, Role
 from telmi.web.access import request_context, roles
+from telmi.web.http import json_answer
 from telmi.web.pages import forms
 from telmi.web.pages.display import page_context
 from telmi.web.render import render
@@ -74,7 +75,7 @@ async def upload(request: web.Request) -> web.Response:
         return await _upload(request)
     except TelmiError as exc:
         error = {"code": exc.code, "message": exc.message, "field": exc.field}
-        return web.json_response({"error": error}, status=exc.status)
+        return json_answer({"error": error}, status=exc.status)
 
 
 async def _upload(request: web.Request) -> web.Response:
@@ -108,7 +109,7 @@ async def _upload(request: web.Request) -> web.Response:
             }
         )
     )
-    return web.json_response({"url": str(url)})
+    return json_answer({"url": str(url)})
 
 
 def _read(request: web.Request, digest: str, name: str, strict: bool) -> finess.Extract:
