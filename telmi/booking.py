@@ -767,9 +767,9 @@ async def book_at_once(
     """`book` and the key's response in two statements and no transaction (PostgreSQL, on
     an autocommit connection): the read, then one statement writing the booking, its audit
     event and the key, all or nothing. Returns the booking's JSON, the very one stored with
-    the key (built once: the answer and its replays cannot differ but in key order). None
-    if the slot has a hold (converted or released
-    by `book`, in a transaction), or the specialty's built-in form has no stored version yet.
+    the key (built once: the answer and its replays differ only in key order). None if the
+    slot has a hold (converted or released by `book`, in a transaction) or the specialty's
+    built-in form has no stored version yet (`book` saves it).
 
     The write re-checks that the slot is still open and to come; the partial unique index
     still decides between two bookers, and the key's unique index between two twins."""
