@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from scheduling.leader import FileLock, Lock
+from telmi.db import asyncpg_dsn
 from telmi.settings import Settings
 
 JOBS_LOCK = 0x7E1A_0B5  # any constant shared by every Telmi process on the database
@@ -16,7 +16,7 @@ class PostgresLock:
     dies, PostgreSQL closes the connection and the lock is free for another."""
 
     def __init__(self, url: str) -> None:
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = asyncpg_dsn(url)
         self.conn: asyncpg.Connection | None = None
 
     async def acquire(self) -> bool:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from scheduling.clock import FrozenClock
 from telmi import accounts, migrate
 from telmi.app import create_app
-from telmi.db import Database
+from telmi.db import Database, asyncpg_dsn
 from telmi.models import Base
 from telmi.settings import Settings
 
@@ -34,10 +34,6 @@ from .mailbox import smtp  # noqa: F401 (a fixture: a real SMTP server for the m
 POSTGRES_URL = os.environ.get("TELMI_TEST_POSTGRES_URL")
 NO_POSTGRES = "TELMI_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped"
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _migrated(url: str) -> None:
@@ -57,7 +53,7 @@ class PostgresDatabases:
         self.created: list[str] = []
 
     async def _admin(self, sql: str) -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
+        conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
         try:
             await conn.execute(sql)
         finally:

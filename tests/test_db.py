@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 from sqlalchemy import select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telmi.db import Database
+from telmi.db import Database, asyncpg_dsn
 from telmi.models import Specialty
 
 from .factories import make_specialty
@@ -51,9 +50,7 @@ async def test_a_deadlocked_transaction_is_retried_and_both_writers_finish(pg_db
 async def test_a_driver_connection_that_died_is_dropped_from_the_pool(pg_db: Database) -> None:
     async with pg_db.driver() as driver:
         dead = await driver.connection.fetchval("SELECT pg_backend_pid()")
-    other = await asyncpg.connect(
-        make_url(pg_db.url).set(drivername="postgresql").render_as_string(False)
-    )
+    other = await asyncpg.connect(asyncpg_dsn(pg_db.url))
     try:
         await other.execute("SELECT pg_terminate_backend($1, 5000)", dead)  # and wait
     finally:

@@ -21,7 +21,7 @@ from telmi import booking, consent, consultations, patients, rotation
 from telmi.cli import main
 from telmi.consent import ConsentInput
 from telmi.context import Context
-from telmi.db import Database
+from telmi.db import Database, asyncpg_dsn
 from telmi.models import (
     Act,
     ActType,
@@ -96,7 +96,7 @@ def _needles(resident: patients.Resident) -> list[str]:
 
 
 def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return asyncpg_dsn(url)
 
 
 async def _raw_bytes(db: Database) -> bytes:

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 
 from telmi import accounts, booking, patients
 from telmi.bench.common import (
@@ -38,7 +37,7 @@ from telmi.bench.common import (
     serve,
 )
 from telmi.context import Context
-from telmi.db import Database
+from telmi.db import Database, asyncpg_dsn
 from telmi.demo import SPECIALTIES, finess_for, rpps_for
 from telmi.models import (
     ActType,
@@ -374,7 +373,7 @@ async def _double_bookings(url: str) -> tuple[int, int]:
 
 async def raw_anchor(url: str, transactions: int = 6000, connections: int = 32) -> float:
     """Transactions per second of the bare asyncpg booking transaction on scratch tables."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = asyncpg_dsn(url)
     pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
     try:
         await pool.execute(

@@ -22,7 +22,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from telmi import migrate
-from telmi.db import Database
+from telmi.db import Database, asyncpg_dsn
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -60,7 +60,7 @@ async def scratch_database(backend: str, postgres_url: str | None) -> AsyncItera
         return
     admin = postgres_url or os.environ.get("TELMI_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES
     name = f"telmi_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    dsn = make_url(admin).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = asyncpg_dsn(admin)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')

@@ -8,9 +8,8 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NotRequired, Union
+from typing import Annotated, Any, Literal, NotRequired, Union, cast
 
-import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from typing_extensions import TypedDict
@@ -88,15 +87,11 @@ def endpoint(
             result = await handler(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
-            if checker is None:
-                return json_answer(result, status=info.status)
-            sent = pydantic_core.to_json(result)
+            answer = json_answer(result, status=info.status)
             settings = request.app.get(SETTINGS)
-            if settings is None or settings.responses_checked:
-                checker.validate_json(sent)  # the very bytes sent, as a client will read them
-            return web.Response(
-                body=sent, status=info.status, content_type="application/json", charset="utf-8"
-            )
+            if checker is not None and (settings is None or settings.responses_checked):
+                checker.validate_json(cast(bytes, answer.body))  # the very bytes sent
+            return answer
 
         setattr(run, ENDPOINT, info)
         return run
